@@ -1,0 +1,64 @@
+// The one op interface. Model, inference and training code call these; each backend (the scalar
+// reference in cpu/ref, the fast CPU backend in cpu, later CUDA) implements all of them, and the
+// tests run every op of every backend against the reference.
+//
+// Conventions: tensors are contiguous row-major views on the backend's device; outputs are
+// preallocated by the caller and shape-checked by the backend; "rows" are all dims but the last.
+// Linear layers store weights as PyTorch does, W[out, in], and compute y = x·Wᵀ (+ b).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace arwkv {
+
+struct AttentionArgs {
+  int n_heads = 0;         // query heads
+  int n_kv_heads = 0;      // key/value heads; divides n_heads (GQA)
+  int head_dim = 0;
+  int64_t q_offset = 0;    // position of query row 0 among the key rows (KV-cache length before it)
+  float scale = 0.0f;      // 0 means 1/sqrt(head_dim)
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual const char* name() const = 0;
+  virtual Device device() const = 0;
+
+  // Memory on the backend's device, and copies between it and the host.
+  virtual Buffer alloc(size_t bytes) = 0;
+  virtual void upload(Tensor dst, const void* host_src) = 0;
+  virtual void download(void* host_dst, Tensor src) = 0;
+  virtual void synchronize() {}
+
+  // y[M, N] = x[M, K]·w[N, K]ᵀ (+ bias[N]); with accumulate, y += ...
+  virtual void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias = nullptr,
+                      bool accumulate = false) = 0;
+  // y[T, C] = table[ids[t], :]; ids is I32 [T].
+  virtual void embedding(Tensor y, Tensor table, Tensor ids) = 0;
+  // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32.
+  virtual void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) = 0;
+  // In place on x [T, n_heads·head_dim]; HF rotate_half convention: pairs (i, i + head_dim/2)
+  // rotate by angle pos[t]·theta^(-2i/head_dim). pos is I32 [T].
+  virtual void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) = 0;
+  // Causal GQA softmax attention. q [T, n_heads·d], k and v [S, n_kv_heads·d], out [T, n_heads·d].
+  // Query t sits at key position q_offset + t and sees keys key_start[t] .. q_offset + t, so
+  // document boundaries inside a packed sequence are a per-query first key (key_start is I32 [T];
+  // an empty tensor means 0 for all). Softmax in fp32.
+  virtual void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start,
+                         const AttentionArgs& args) = 0;
+  // y = silu(gate) ⊙ up
+  virtual void silu_mul(Tensor y, Tensor gate, Tensor up) = 0;
+  // y = a + b (y may alias a or b)
+  virtual void add(Tensor y, Tensor a, Tensor b) = 0;
+  virtual void copy(Tensor dst, Tensor src) = 0;
+};
+
+// The scalar reference (double accumulation) and the fast CPU backend (OpenBLAS + OpenMP).
+std::unique_ptr<Ops> make_reference_ops();
+std::unique_ptr<Ops> make_cpu_ops();
+
+}  // namespace arwkv
