@@ -1,0 +1,20 @@
+// arwkv: the command-line program. Each subcommand lives in its own file and registers here.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"arwkv: turn a Transformer LLM into an RWKV-7 RNN and run it"};
+  app.require_subcommand(1);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const arwkv::Error& e) {
+    std::fprintf(stderr, "arwkv: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
