@@ -1,0 +1,33 @@
+// What generation, chat, evaluation and serving need from a model, teacher or student alike: a
+// state that grows (KV cache) or stays fixed (RNN state), fed tokens in chunks, returning the
+// logits of the last token fed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/config.h"
+
+namespace arwkv {
+
+class ModelState {
+ public:
+  virtual ~ModelState() = default;
+  virtual int64_t n_tokens() const = 0;      // tokens consumed so far
+  virtual size_t memory_bytes() const = 0;    // bytes held by the state now
+};
+
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual const ModelConfig& config() const = 0;
+  // A fresh state able to hold up to max_tokens of context (an RNN ignores the bound).
+  virtual std::unique_ptr<ModelState> new_state(int64_t max_tokens) const = 0;
+  // Consumes ids (one whole-sequence pass when there are several) and returns the logits [V] of
+  // the last one. Throws arwkv::Error when the state cannot hold them.
+  virtual std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const = 0;
+};
+
+}  // namespace arwkv
