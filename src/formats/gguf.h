@@ -126,7 +126,7 @@ class GgufFile {
  private:
   explicit GgufFile(MmapFile file) : file_(std::move(file)) {}
   void parse();
-  const GgufValue& require(const std::string& key, const char* what) const;
+  const GgufValue& require(const std::string& key) const;
 
   MmapFile file_;
   uint32_t version_ = 0;
