@@ -2,9 +2,11 @@
 // reference in cpu/ref, the fast CPU backend in cpu, later CUDA) implements all of them, and the
 // tests run every op of every backend against the reference.
 //
-// Conventions: tensors are contiguous row-major views on the backend's device; outputs are
-// preallocated by the caller and shape-checked by the backend; "rows" are all dims but the last.
-// Linear layers store weights as PyTorch does, W[out, in], and compute y = x·Wᵀ (+ b).
+// Conventions: tensors are contiguous row-major views on the backend's device (I32 index tensors
+// too); outputs are preallocated by the caller and shape-checked by the backend (a mismatch throws
+// arwkv::Error); "rows" are all dims but the last. Linear layers store weights as PyTorch does,
+// W[out, in], and compute y = x·Wᵀ (+ b). An Ops object may keep scratch memory between calls: use
+// one from one thread at a time.
 #pragma once
 
 #include <memory>
@@ -37,7 +39,7 @@ class Ops {
   // y[M, N] = x[M, K]·w[N, K]ᵀ (+ bias[N]); with accumulate, y += ...
   virtual void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias = nullptr,
                       bool accumulate = false) = 0;
-  // y[T, C] = table[ids[t], :]; ids is I32 [T].
+  // y[T, C] = table[ids[t], :]; ids is I32 [T]; an id outside the table throws.
   virtual void embedding(Tensor y, Tensor table, Tensor ids) = 0;
   // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32.
   virtual void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) = 0;
@@ -47,7 +49,7 @@ class Ops {
   // Causal GQA softmax attention. q [T, n_heads·d], k and v [S, n_kv_heads·d], out [T, n_heads·d].
   // Query t sits at key position q_offset + t and sees keys key_start[t] .. q_offset + t, so
   // document boundaries inside a packed sequence are a per-query first key (key_start is I32 [T];
-  // an empty tensor means 0 for all). Softmax in fp32.
+  // an empty tensor, data == nullptr, means 0 for all). Softmax in fp32.
   virtual void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start,
                          const AttentionArgs& args) = 0;
   // y = silu(gate) ⊙ up

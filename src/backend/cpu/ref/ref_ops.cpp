@@ -1,0 +1,136 @@
+// The scalar reference backend: plain loops with double accumulation, written to be obviously
+// correct rather than fast. Every other backend is tested against it.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/op_checks.h"
+#include "backend/ops.h"
+
+namespace arwkv {
+namespace {
+
+namespace chk = op_checks;
+
+void free_host(void* p) { std::free(p); }
+
+class ReferenceOps final : public Ops {
+ public:
+  const char* name() const override { return "reference"; }
+  Device device() const override { return Device::CPU; }
+
+  Buffer alloc(size_t bytes) override {
+    void* p = std::calloc(bytes ? bytes : 1, 1);
+    if (!p) fail("reference backend: out of memory allocating {} bytes", bytes);
+    return Buffer(p, bytes, Device::CPU, free_host);
+  }
+  void upload(Tensor dst, const void* host_src) override { std::memcpy(dst.data, host_src, dst.nbytes()); }
+  void download(void* host_dst, Tensor src) override { std::memcpy(host_dst, src.data, src.nbytes()); }
+
+  void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) override {
+    chk::matmul(Device::CPU, y, x, w, bias);
+    const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
+    const float *xp = x.f32(), *wp = w.f32();
+    float* yp = y.f32();
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = bias ? bias->f32()[n] : 0.0;
+        for (int64_t k = 0; k < K; ++k) s += double{xp[m * K + k]} * wp[n * K + k];
+        yp[m * N + n] = static_cast<float>(accumulate ? yp[m * N + n] + s : s);
+      }
+  }
+
+  void embedding(Tensor y, Tensor table, Tensor ids) override {
+    chk::embedding(Device::CPU, y, table, ids);
+    const int64_t C = table.dim(1), V = table.dim(0);
+    for (int64_t t = 0; t < ids.numel(); ++t) {
+      const int32_t id = ids.i32()[t];
+      if (id < 0 || id >= V) fail("embedding: token id {} outside the vocabulary of {}", id, V);
+      for (int64_t c = 0; c < C; ++c) y.f32()[t * C + c] = table.f32()[id * C + c];
+    }
+  }
+
+  void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) override {
+    chk::rmsnorm(Device::CPU, y, x, w);
+    const int64_t R = x.rows(), C = x.cols();
+    for (int64_t r = 0; r < R; ++r) {
+      const float* xr = x.f32() + r * C;
+      double ss = 0.0;
+      for (int64_t c = 0; c < C; ++c) ss += double{xr[c]} * xr[c];
+      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(C) + eps);
+      for (int64_t c = 0; c < C; ++c) y.f32()[r * C + c] = static_cast<float>(xr[c] * inv * w.f32()[c]);
+    }
+  }
+
+  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) override {
+    chk::rope(Device::CPU, x, pos, n_heads, head_dim);
+    const int half = head_dim / 2;
+    for (int64_t t = 0; t < x.rows(); ++t)
+      for (int h = 0; h < n_heads; ++h) {
+        float* p = x.f32() + t * x.cols() + int64_t{h} * head_dim;
+        for (int i = 0; i < half; ++i) {
+          const double angle = pos.i32()[t] * std::pow(double{theta}, -2.0 * i / head_dim);
+          const double a = p[i], b = p[i + half];
+          p[i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
+          p[i + half] = static_cast<float>(a * std::sin(angle) + b * std::cos(angle));
+        }
+      }
+  }
+
+  void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start, const AttentionArgs& a) override {
+    chk::attention(Device::CPU, out, q, k, v, key_start, a);
+    const int64_t T = q.rows(), d = a.head_dim;
+    const int group = a.n_heads / a.n_kv_heads;
+    const double scale = chk::attention_scale(a);
+    std::vector<double> p;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t last = a.q_offset + t;
+      const int64_t first = chk::empty(key_start) ? 0 : key_start.i32()[t];
+      if (first < 0 || first > last) fail("attention: key_start {} for query at {}", first, last);
+      for (int h = 0; h < a.n_heads; ++h) {
+        const float* qh = q.f32() + t * q.cols() + h * d;
+        const int64_t kv_off = int64_t{h / group} * d;
+        p.assign(static_cast<size_t>(last - first + 1), 0.0);
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t j = first; j <= last; ++j) {
+          double s = 0.0;
+          for (int64_t i = 0; i < d; ++i) s += double{qh[i]} * k.f32()[j * k.cols() + kv_off + i];
+          p[static_cast<size_t>(j - first)] = s * scale;
+          mx = std::max(mx, s * scale);
+        }
+        for (double& e : p) sum += (e = std::exp(e - mx));
+        for (int64_t i = 0; i < d; ++i) {
+          double o = 0.0;
+          for (int64_t j = first; j <= last; ++j) o += p[static_cast<size_t>(j - first)] * v.f32()[j * v.cols() + kv_off + i];
+          out.f32()[t * out.cols() + h * d + i] = static_cast<float>(o / sum);
+        }
+      }
+    }
+  }
+
+  void silu_mul(Tensor y, Tensor gate, Tensor up) override {
+    chk::same_shape("silu_mul", Device::CPU, y, gate, up);
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      const double g = gate.f32()[i];
+      y.f32()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.f32()[i]);
+    }
+  }
+
+  void add(Tensor y, Tensor a, Tensor b) override {
+    chk::same_shape("add", Device::CPU, y, a, b);
+    for (int64_t i = 0; i < y.numel(); ++i) y.f32()[i] = a.f32()[i] + b.f32()[i];
+  }
+
+  void copy(Tensor dst, Tensor src) override {
+    if (dst.nbytes() != src.nbytes() || dst.dtype != src.dtype)
+      fail("copy: {} {} into {} {}", dtype_name(src.dtype), src.shape.str(), dtype_name(dst.dtype), dst.shape.str());
+    std::memmove(dst.data, src.data, src.nbytes());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Ops> make_reference_ops() { return std::make_unique<ReferenceOps>(); }
+
+}  // namespace arwkv

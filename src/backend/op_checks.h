@@ -1,0 +1,25 @@
+// Argument checks shared by every backend: each op validates its views (device, dtype, shape)
+// before touching memory, so all backends reject the same mistakes with the same messages.
+#pragma once
+
+#include <cmath>
+
+#include "backend/ops.h"
+
+namespace arwkv::op_checks {
+
+void on_device(const char* op, Device dev, const Tensor& t, DType dtype);
+void matmul(Device dev, const Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
+void embedding(Device dev, const Tensor& y, const Tensor& table, const Tensor& ids);
+void rmsnorm(Device dev, const Tensor& y, const Tensor& x, const Tensor& w);
+void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim);
+void attention(Device dev, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+               const Tensor& key_start, const AttentionArgs& a);
+void same_shape(const char* op, Device dev, const Tensor& y, const Tensor& a, const Tensor& b);
+
+inline bool empty(const Tensor& t) { return t.data == nullptr || t.numel() == 0; }
+inline float attention_scale(const AttentionArgs& a) {
+  return a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+}
+
+}  // namespace arwkv::op_checks
