@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Reference fixtures for the teacher forward pass.
+
+Builds two tiny random Llama-family checkpoints with a fixed seed and writes, per model, under
+tests/data/teacher/<name>/:
+  - an HF directory (config.json + model.safetensors, via save_pretrained);
+  - the same weights as GGUF F32 and Q8_0 (model-f32.gguf, model-q8_0.gguf), laid out as llama.cpp's
+    converter does: llama arch has q/k rows permuted for its RoPE, qwen2 is stored in HF order;
+  - oracle.json describing the reference dumps, and raw little-endian float32 files:
+      logits_<s>.f32          transformers fp32 logits [T, V] of sequence s (safetensors / GGUF F32 weights)
+      logits_q8_0_<s>.f32     the same for the Q8_0 weights, dequantized (so Q8_0 loading is checked exactly)
+      attn_in_<l>.f32         layer l's attention input (after input RMSNorm) on sequence 0, [T, C]
+      attn_out_<l>.f32        layer l's attention output (after o_proj, before the residual), [T, C]
+
+  qwen2_tiny: attention biases, GQA 4 q / 2 kv heads of 16, untied head, rope_theta 1e6, F32 safetensors.
+  llama_tiny: tied embeddings, GQA 4 q / 1 kv heads of 32, rms_eps 1e-5, BF16 safetensors (the oracle
+              runs in fp32 on the bf16-rounded weights).
+
+Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher]
+"""
+import argparse
+import json
+import os
+
+import gguf
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+SEED = 20260126
+VOCAB = 300
+SEQUENCES = [
+    [1, 17, 250, 3, 99, 299, 0, 45, 45, 180, 7, 211],
+    [5, 4, 3, 2, 1, 260, 128],
+]
+
+
+def make_models():
+    common = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  max_position_embeddings=128, attn_implementation="eager")
+    qwen = Qwen2Config(num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6, rms_norm_eps=1e-6,
+                       tie_word_embeddings=False, bos_token_id=None, eos_token_id=2, **common)
+    llama = LlamaConfig(num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=1e5,
+                        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, **common)
+    return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32),
+            ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16)]
+
+
+def randomize(model):
+    """Random weights with magnitudes that keep activations O(1); norms away from 1."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) / np.sqrt(p.shape[-1]))
+
+
+def run_oracle(model, ids, capture=False):
+    dumps = {}
+    hooks = []
+    if capture:
+        for l, layer in enumerate(model.model.layers):
+            hooks.append(layer.input_layernorm.register_forward_hook(
+                lambda m, i, o, l=l: dumps.__setitem__(f"attn_in_{l}", o[0].detach().clone())))
+            hooks.append(layer.self_attn.register_forward_hook(
+                lambda m, i, o, l=l: dumps.__setitem__(f"attn_out_{l}", o[0][0].detach().clone())))
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0]
+    for h in hooks:
+        h.remove()
+    return logits, dumps
+
+
+def write_f32(path, t):
+    np.ascontiguousarray(t.detach().cpu().numpy(), dtype="<f4").tofile(path)
+
+
+def permute_rows(w, heads):
+    """HF rows -> llama.cpp rows for q/k: within a head, interleave the two rotate_half halves."""
+    rows = w.shape[0]
+    return w.reshape(heads, 2, rows // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+GGUF_NAMES = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
+LAYER_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+def gguf_name(hf):
+    if hf in GGUF_NAMES:
+        return GGUF_NAMES[hf]
+    parts = hf.split(".")  # model.layers.N.rest
+    return f"blk.{parts[2]}." + LAYER_NAMES[".".join(parts[3:])]
+
+
+def tokenizer_vocab():
+    """A byte-level token list (256 bytes, 3 specials, padding) so the GGUF carries a tokenizer block."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    extra, mapping = 0, {}
+    for b in range(256):
+        if b in printable:
+            mapping[b] = chr(b)
+        else:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    tokens = [mapping[b] for b in range(256)] + ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    types = [1] * 256 + [3, 3, 3]
+    tokens += [f"[PAD{i}]" for i in range(len(tokens), VOCAB)]
+    types += [5] * (VOCAB - len(types))
+    return tokens, types
+
+
+def write_gguf(path, arch, cfg, state, qtype):
+    """state: HF name -> fp32 numpy array (HF layout)."""
+    w = gguf.GGUFWriter(path, arch)
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    w.add_name(f"{arch} tiny test model")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]) if hasattr(cfg, "rope_parameters")
+                         and cfg.rope_parameters else float(cfg.rope_theta))
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_file_type(7 if qtype == gguf.GGMLQuantizationType.Q8_0 else 0)
+    if qtype != gguf.GGMLQuantizationType.F32:
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    tokens, types = tokenizer_vocab()
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2" if arch == "qwen2" else "smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_eos_token_id(256)
+    w.add_bos_token_id(256)
+    w.add_add_bos_token(False)
+    for hf, t in state.items():
+        if arch == "llama" and (".q_proj." in hf or ".k_proj." in hf):
+            t = permute_rows(t, heads if ".q_proj." in hf else kv_heads)
+        quantize = qtype != gguf.GGMLQuantizationType.F32 and t.ndim == 2
+        if quantize:
+            w.add_tensor(gguf_name(hf), gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+        else:
+            w.add_tensor(gguf_name(hf), np.ascontiguousarray(t, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def q8_roundtrip(state):
+    """The weights a Q8_0 GGUF holds, dequantized: what a correct loader must reproduce."""
+    out = {}
+    for hf, t in state.items():
+        if t.ndim == 2:
+            q = gguf.quants.quantize(t, gguf.GGMLQuantizationType.Q8_0)
+            out[hf] = gguf.quants.dequantize(q, gguf.GGMLQuantizationType.Q8_0).reshape(t.shape)
+        else:
+            out[hf] = t
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../tests/data/teacher"))
+    args = ap.parse_args()
+    torch.manual_seed(SEED)
+    for name, cls, cfg, save_dtype in make_models():
+        out = os.path.join(args.out, name)
+        os.makedirs(out, exist_ok=True)
+        model = cls(cfg).float().eval()
+        randomize(model)
+        if save_dtype != torch.float32:  # the oracle runs on exactly the weights the file holds
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.to(save_dtype).float())
+        model.to(save_dtype).save_pretrained(out, safe_serialization=True)
+        model.float()
+        state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
+        if cfg.tie_word_embeddings:
+            state.pop("lm_head.weight", None)
+        arch = "qwen2" if name.startswith("qwen2") else "llama"
+        write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)
+        write_gguf(os.path.join(out, "model-q8_0.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.Q8_0)
+
+        meta = {"sequences": SEQUENCES, "vocab_size": VOCAB, "hidden_size": cfg.hidden_size,
+                "n_layers": cfg.num_hidden_layers, "capture_sequence": 0}
+        for s, ids in enumerate(SEQUENCES):
+            logits, dumps = run_oracle(model, ids, capture=(s == 0))
+            write_f32(os.path.join(out, f"logits_{s}.f32"), logits)
+            for key, t in dumps.items():
+                write_f32(os.path.join(out, f"{key}.f32"), t)
+        q8 = q8_roundtrip(state)
+        with torch.no_grad():
+            sd = model.state_dict()
+            for k in sd:
+                src = q8.get(k, q8.get("model.embed_tokens.weight") if k == "lm_head.weight" else None)
+                sd[k].copy_(torch.from_numpy(src))
+        for s, ids in enumerate(SEQUENCES):
+            logits, _ = run_oracle(model, ids)
+            write_f32(os.path.join(out, f"logits_q8_0_{s}.f32"), logits)
+        with open(os.path.join(out, "oracle.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        print(name, sorted(os.listdir(out)))
+
+
+if __name__ == "__main__":
+    main()
