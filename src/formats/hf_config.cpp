@@ -1,0 +1,171 @@
+// config.json and GGUF metadata -> ModelConfig, and the teacher's tensor list.
+#include "formats/hf_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "formats/gguf.h"
+
+namespace arwkv {
+namespace {
+
+int64_t get_int(const nlohmann::json& j, const char* key, const std::string& src) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) fail("{}: missing '{}'", src, key);
+  if (!it->is_number_integer()) fail("{}: '{}' is not an integer: {}", src, key, it->dump());
+  return it->get<int64_t>();
+}
+
+int64_t get_int_or(const nlohmann::json& j, const char* key, int64_t def, const std::string& src) {
+  const auto it = j.find(key);
+  return it == j.end() || it->is_null() ? def : get_int(j, key, src);
+}
+
+double get_number_or(const nlohmann::json& j, const char* key, double def, const std::string& src) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  if (!it->is_number()) fail("{}: '{}' is not a number: {}", src, key, it->dump());
+  return it->get<double>();
+}
+
+void check_rope_scaling(const nlohmann::json& j, const char* key, const std::string& src) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_object()) fail("{}: '{}' is not an object", src, key);
+  std::string type = "default";
+  for (const char* k : {"rope_type", "type"})
+    if (it->contains(k) && (*it)[k].is_string()) type = (*it)[k].get<std::string>();
+  if (type != "default") fail("{}: rope scaling '{}' is not supported", src, type);
+}
+
+void check_sizes(const ModelConfig& c, const std::string& src) {
+  if (c.hidden_size <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
+      c.intermediate_size <= 0 || c.vocab_size <= 0)
+    fail("{}: sizes must be positive (hidden {}, layers {}, heads {}, kv heads {}, head_dim {}, ffn {}, vocab {})",
+         src, c.hidden_size, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.intermediate_size, c.vocab_size);
+  if (c.n_heads % c.n_kv_heads != 0)
+    fail("{}: {} attention heads are not a multiple of {} key/value heads", src, c.n_heads, c.n_kv_heads);
+  if (c.head_dim % 2 != 0) fail("{}: head_dim {} is odd", src, c.head_dim);
+}
+
+}  // namespace
+
+ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src) {
+  if (!j.is_object()) fail("{}: not a JSON object", src);
+  ModelConfig c;
+  const auto mt = j.find("model_type");
+  if (mt == j.end() || !mt->is_string()) fail("{}: missing 'model_type'", src);
+  c.arch_name = mt->get<std::string>();
+  if (c.arch_name == "llama") c.arch = Arch::Llama;
+  else if (c.arch_name == "qwen2") c.arch = Arch::Qwen2;
+  else fail("{}: unsupported architecture {}", src, c.arch_name);
+  if (j.contains("_name_or_path") && j["_name_or_path"].is_string()) c.name = j["_name_or_path"].get<std::string>();
+  c.vocab_size = get_int(j, "vocab_size", src);
+  c.hidden_size = get_int(j, "hidden_size", src);
+  c.intermediate_size = get_int(j, "intermediate_size", src);
+  c.n_layers = get_int(j, "num_hidden_layers", src);
+  c.n_heads = get_int(j, "num_attention_heads", src);
+  c.n_kv_heads = get_int_or(j, "num_key_value_heads", c.n_heads, src);
+  c.head_dim = get_int_or(j, "head_dim", c.n_heads > 0 ? c.hidden_size / c.n_heads : 0, src);
+  c.max_position = get_int_or(j, "max_position_embeddings", c.arch == Arch::Qwen2 ? 32768 : 2048, src);
+  c.rms_eps = static_cast<float>(get_number_or(j, "rms_norm_eps", 1e-6, src));
+  double theta = 10000.0;
+  if (j.contains("rope_theta") && !j["rope_theta"].is_null()) theta = get_number_or(j, "rope_theta", theta, src);
+  else if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
+    theta = get_number_or(j["rope_parameters"], "rope_theta", theta, src);
+  c.rope_theta = static_cast<float>(theta);
+  check_rope_scaling(j, "rope_scaling", src);
+  check_rope_scaling(j, "rope_parameters", src);
+  c.attention_bias = c.arch == Arch::Qwen2 || (j.contains("attention_bias") && j["attention_bias"] == true);
+  if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("{}: mlp_bias is not supported", src);
+  const auto tie = j.find("tie_word_embeddings");
+  if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) fail("{}: tie_word_embeddings is not a boolean", src);
+  c.tie_embeddings = tie != j.end() && tie->is_boolean() && tie->get<bool>();
+  c.bos_token_id = static_cast<int32_t>(get_int_or(j, "bos_token_id", -1, src));
+  const auto eos = j.find("eos_token_id");
+  if (eos != j.end() && !eos->is_null()) {
+    if (eos->is_number_integer()) c.eos_token_ids.push_back(eos->get<int32_t>());
+    else if (eos->is_array())
+      for (const auto& e : *eos) {
+        if (!e.is_number_integer()) fail("{}: eos_token_id list holds a non-integer {}", src, e.dump());
+        c.eos_token_ids.push_back(e.get<int32_t>());
+      }
+    else fail("{}: eos_token_id is neither an integer nor a list", src);
+  }
+  check_sizes(c, src);
+  return c;
+}
+
+ModelConfig load_hf_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open", path);
+  try {
+    return config_from_hf_json(nlohmann::json::parse(in), path);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+}
+
+ModelConfig config_from_gguf(const GgufFile& f) {
+  ModelConfig c;
+  c.arch_name = f.get_string("general.architecture");
+  if (c.arch_name == "llama") c.arch = Arch::Llama;
+  else if (c.arch_name == "qwen2") c.arch = Arch::Qwen2;
+  else fail("{}: unsupported architecture {}", f.path(), c.arch_name);
+  const std::string a = c.arch_name + ".";
+  c.name = f.get_string_or("general.name", "");
+  c.n_layers = f.get_int(a + "block_count");
+  c.hidden_size = f.get_int(a + "embedding_length");
+  c.intermediate_size = f.get_int(a + "feed_forward_length");
+  c.n_heads = f.get_int(a + "attention.head_count");
+  c.n_kv_heads = f.get_int_or(a + "attention.head_count_kv", c.n_heads);
+  c.head_dim = f.get_int_or(a + "attention.key_length", c.n_heads > 0 ? c.hidden_size / c.n_heads : 0);
+  c.max_position = f.get_int_or(a + "context_length", 0);
+  c.rms_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon"));
+  c.rope_theta = static_cast<float>(f.get_float_or(a + "rope.freq_base", 10000.0));
+  // llama.cpp: a missing type means linear, a factor of 0 (or 1) means no scaling.
+  const std::string scaling = f.get_string_or(a + "rope.scaling.type", "linear");
+  const double factor = f.get_float_or(a + "rope.scaling.factor", 0.0);
+  if (scaling != "none" && factor != 0.0 && factor != 1.0)
+    fail("{}: rope scaling '{}' (factor {}) is not supported", f.path(), scaling, factor);
+  c.attention_bias = c.arch == Arch::Qwen2;
+  const GgufTensorInfo& emb = f.tensor("token_embd.weight");
+  if (emb.ne.size() != 2) fail("{}: token_embd.weight has {} dims, expected 2", f.path(), emb.ne.size());
+  c.vocab_size = emb.ne[1];
+  c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.bos_token_id = static_cast<int32_t>(f.get_int_or("tokenizer.ggml.bos_token_id", -1));
+  if (f.has("tokenizer.ggml.eos_token_id"))
+    c.eos_token_ids.push_back(static_cast<int32_t>(f.get_int("tokenizer.ggml.eos_token_id")));
+  check_sizes(c, f.path());
+  return c;
+}
+
+std::vector<std::pair<std::string, Shape>> teacher_tensor_list(const ModelConfig& c) {
+  const int64_t C = c.hidden_size, I = c.intermediate_size, d = c.head_dim;
+  const int64_t q = c.n_heads * d, kv = c.n_kv_heads * d;
+  std::vector<std::pair<std::string, Shape>> out;
+  out.emplace_back("model.embed_tokens.weight", Shape{c.vocab_size, C});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.emplace_back(p + "input_layernorm.weight", Shape{C});
+    out.emplace_back(p + "self_attn.q_proj.weight", Shape{q, C});
+    out.emplace_back(p + "self_attn.k_proj.weight", Shape{kv, C});
+    out.emplace_back(p + "self_attn.v_proj.weight", Shape{kv, C});
+    if (c.attention_bias) {
+      out.emplace_back(p + "self_attn.q_proj.bias", Shape{q});
+      out.emplace_back(p + "self_attn.k_proj.bias", Shape{kv});
+      out.emplace_back(p + "self_attn.v_proj.bias", Shape{kv});
+    }
+    out.emplace_back(p + "self_attn.o_proj.weight", Shape{C, q});
+    out.emplace_back(p + "post_attention_layernorm.weight", Shape{C});
+    out.emplace_back(p + "mlp.gate_proj.weight", Shape{I, C});
+    out.emplace_back(p + "mlp.up_proj.weight", Shape{I, C});
+    out.emplace_back(p + "mlp.down_proj.weight", Shape{C, I});
+  }
+  out.emplace_back("model.norm.weight", Shape{C});
+  if (!c.tie_embeddings) out.emplace_back("lm_head.weight", Shape{c.vocab_size, C});
+  return out;
+}
+
+}  // namespace arwkv
