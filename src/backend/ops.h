@@ -52,7 +52,7 @@ class Ops {
   // an empty tensor, data == nullptr, means 0 for all). Softmax in fp32.
   virtual void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start,
                          const AttentionArgs& args) = 0;
-  // y = silu(gate) ⊙ up
+  // y = silu(gate) ⊙ up (y may alias gate or up)
   virtual void silu_mul(Tensor y, Tensor gate, Tensor up) = 0;
   // y = a + b (y may alias a or b)
   virtual void add(Tensor y, Tensor a, Tensor b) = 0;

@@ -1,0 +1,147 @@
+// Running the teacher: the decoder layer as two blocks that read like SPEC §2, the whole-sequence
+// pass (packed documents, capture) and incremental decoding over the KV cache.
+#include "model/teacher/teacher.h"
+
+#include "model/teacher/teacher_parts.h"
+
+namespace arwkv {
+namespace {
+
+Tensor rows_of(const Tensor& t, int64_t n) { return t.slice_rows(0, n); }
+const Tensor* bias_or_null(const Tensor& b) { return b.data ? &b : nullptr; }
+
+// One layer's slab [capacity, Hkv·d] of a cache [L, capacity, Hkv·d]; a cache of one slab is
+// shared by all layers (the whole-sequence pass keeps no keys between layers).
+Tensor layer_slab(const Tensor& cache, int64_t layer) {
+  const int64_t l = cache.dim(0) == 1 ? 0 : layer;
+  return cache.slice_rows(l, l + 1).reshape({cache.dim(1), cache.dim(2)});
+}
+
+}  // namespace
+
+// x += o_proj(attention(rope(q), rope(k), v)) over xn = RMSNorm(x); keys and values of the T new
+// tokens are written to rows n_past .. n_past+T of the layer's cache slab.
+void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all,
+                              int64_t n_past, bool doc_mask) const {
+  Ops& ops = *ops_;
+  const int H = static_cast<int>(cfg_.n_heads), Hkv = static_cast<int>(cfg_.n_kv_heads);
+  const int d = static_cast<int>(cfg_.head_dim);
+  Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), q = rows_of(ws.q, T), att = rows_of(ws.att, T);
+  Tensor pos = rows_of(ws.pos, T);
+  Tensor k_new = k_all.slice_rows(n_past, n_past + T), v_new = v_all.slice_rows(n_past, n_past + T);
+
+  ops.rmsnorm(xn, x, w.attn_norm, cfg_.rms_eps);
+  ops.matmul(q, xn, w.wq, bias_or_null(w.bq));
+  ops.matmul(k_new, xn, w.wk, bias_or_null(w.bk));
+  ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
+  ops.rope(q, pos, H, d, cfg_.rope_theta);
+  ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta);
+  AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past};
+  ops.attention(att, q, k_all.slice_rows(0, n_past + T), v_all.slice_rows(0, n_past + T),
+                doc_mask ? rows_of(ws.key_start, T) : Tensor{}, args);
+  ops.matmul(rows_of(ws.o, T), att, w.wo);
+}
+
+// x += down(silu(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
+void Teacher::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
+  Ops& ops = *ops_;
+  Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), gate = rows_of(ws.gate, T), up = rows_of(ws.up, T);
+  ops.rmsnorm(xn, x, w.mlp_norm, cfg_.rms_eps);
+  ops.matmul(gate, xn, w.w_gate);
+  ops.matmul(up, xn, w.w_up);
+  ops.silu_mul(gate, gate, up);
+  ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+}
+
+// ws.ids/pos (and key_start with doc_mask) hold T tokens; leaves the residual stream in ws.x.
+void Teacher::run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                         bool doc_mask, TeacherCapture* capture) const {
+  Ops& ops = *ops_;
+  ops.embedding(rows_of(ws.x, T), embed_, rows_of(ws.ids, T));
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const int64_t li = static_cast<int64_t>(l);
+    attention_block(layers_[l], ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, doc_mask);
+    if (capture) {
+      ops.download(capture->attn_input[l].values.data(), rows_of(ws.xn, T));
+      ops.download(capture->attn_output[l].values.data(), rows_of(ws.o, T));
+    }
+    ops.add(rows_of(ws.x, T), rows_of(ws.x, T), rows_of(ws.o, T));
+    mlp_block(layers_[l], ws, T);
+  }
+}
+
+// ws.logits[0 .. n_rows) = head(RMSNorm(x[first_row .. first_row + n_rows))).
+void Teacher::head(Workspace& ws, int64_t first_row, int64_t n_rows) const {
+  Tensor xn = ws.xn.slice_rows(first_row, first_row + n_rows);
+  ops_->rmsnorm(xn, ws.x.slice_rows(first_row, first_row + n_rows), final_norm_, cfg_.rms_eps);
+  ops_->matmul(rows_of(ws.logits, n_rows), xn, lm_head_);
+}
+
+HostTensor Teacher::forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
+                            TeacherCapture* capture) const {
+  const int64_t T = static_cast<int64_t>(ids.size()), C = cfg_.hidden_size;
+  if (T == 0) return HostTensor(Shape{0, cfg_.vocab_size});
+  if (!doc_ids.empty() && doc_ids.size() != ids.size())
+    fail("teacher forward: {} document ids for {} tokens", doc_ids.size(), ids.size());
+  std::vector<int32_t> pos(ids.size()), key_start(ids.size());
+  int32_t start = 0;
+  for (int32_t t = 0; t < static_cast<int32_t>(T); ++t) {
+    if (!doc_ids.empty() && t > 0 && doc_ids[t] != doc_ids[t - 1]) start = t;
+    pos[t] = t - start;
+    key_start[t] = start;
+  }
+  if (capture) {
+    capture->attn_input.assign(layers_.size(), HostTensor(Shape{T, C}));
+    capture->attn_output.assign(layers_.size(), HostTensor(Shape{T, C}));
+  }
+  Workspace ws = make_workspace(T, T);
+  ops_->upload(ws.ids, ids.data());
+  ops_->upload(ws.pos, pos.data());
+  ops_->upload(ws.key_start, key_start.data());
+  run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty(), capture);
+  head(ws, 0, T);
+  HostTensor logits(Shape{T, cfg_.vocab_size});
+  ops_->download(logits.values.data(), ws.logits);
+  return logits;
+}
+
+std::unique_ptr<ModelState> Teacher::new_state(int64_t max_tokens) const {
+  if (max_tokens <= 0) fail("teacher: a state must hold at least one token, asked for {}", max_tokens);
+  constexpr int64_t kChunk = 512;  // prefill runs in chunks of this many tokens
+  auto s = std::make_unique<TeacherState>();
+  const int64_t kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
+  const Shape cache_shape{cfg_.n_layers, max_tokens, kv_dim};
+  const size_t half = static_cast<size_t>(cache_shape.numel()) * sizeof(float);
+  s->cache = ops_->alloc(2 * half);
+  s->k = Tensor{s->cache.data(), cache_shape, DType::F32, ops_->device()};
+  s->v = Tensor{static_cast<char*>(s->cache.data()) + half, cache_shape, DType::F32, ops_->device()};
+  s->ws = make_workspace(std::min(max_tokens, kChunk), 1);
+  s->host_pos.resize(static_cast<size_t>(s->ws.rows));
+  s->capacity = max_tokens;
+  return s;
+}
+
+std::vector<float> Teacher::extend(ModelState& state, std::span<const int32_t> ids) const {
+  auto* s = dynamic_cast<TeacherState*>(&state);
+  if (!s) fail("teacher: extend was given another model's state");
+  const int64_t n_new = static_cast<int64_t>(ids.size());
+  if (n_new == 0) fail("teacher: extend needs at least one token");
+  if (s->n + n_new > s->capacity)
+    fail("teacher: the context is full: {} tokens held, {} more do not fit in {}", s->n, n_new, s->capacity);
+  Workspace& ws = s->ws;
+  int64_t T = 0;
+  for (int64_t done = 0; done < n_new; done += T) {
+    T = std::min(ws.rows, n_new - done);
+    for (int64_t t = 0; t < T; ++t) s->host_pos[static_cast<size_t>(t)] = static_cast<int32_t>(s->n + t);
+    ops_->upload(rows_of(ws.ids, T), ids.data() + done);
+    ops_->upload(rows_of(ws.pos, T), s->host_pos.data());
+    run_layers(ws, T, s->k, s->v, s->n, false, nullptr);
+    s->n += T;
+  }
+  head(ws, T - 1, 1);
+  std::vector<float> logits(static_cast<size_t>(cfg_.vocab_size));
+  ops_->download(logits.data(), ws.logits);
+  return logits;
+}
+
+}  // namespace arwkv

@@ -1,0 +1,64 @@
+// The teacher: a Llama / Qwen2 decoder (SPEC §2) running on any Ops backend.
+//   x = embed(ids); per layer: x += Attn(RMSNorm(x)); x += MLP(RMSNorm(x)); logits = head(RMSNorm(x))
+// Weights are uploaded once into one backend buffer. Two ways to run it:
+//   - forward(): a whole sequence at once, optionally several packed documents, returning the
+//     logits of every token and, on request, every layer's attention input and output;
+//   - new_state()/extend() (LanguageModel): incremental decoding over a KV cache of fixed capacity.
+// Not thread-safe: one caller at a time (the backend keeps scratch memory).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/ops.h"
+#include "model/language_model.h"
+
+namespace arwkv {
+
+class Checkpoint;
+
+// What the distillation's align stage needs from the teacher, per layer l: [T, C] each.
+struct TeacherCapture {
+  std::vector<HostTensor> attn_input;   // after the layer's input RMSNorm
+  std::vector<HostTensor> attn_output;  // after o_proj, before the residual add
+};
+
+class Teacher final : public LanguageModel {
+ public:
+  // Reads every tensor of teacher_tensors(config) from the checkpoint; throws arwkv::Error naming
+  // the checkpoint for a missing tensor, a wrong shape or an unusable config.
+  Teacher(const Checkpoint& checkpoint, Ops& ops);
+  ~Teacher() override;
+
+  const ModelConfig& config() const override { return cfg_; }
+  std::unique_ptr<ModelState> new_state(int64_t max_tokens) const override;
+  std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const override;
+
+  // Logits [T, V] of every token. doc_ids (optional, one per token) marks packed documents: a run
+  // of equal ids is one document, whose tokens attend only within it, with positions from 0.
+  HostTensor forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
+                     TeacherCapture* capture = nullptr) const;
+
+  size_t weight_bytes() const;
+
+  struct Layer;
+  struct Workspace;
+
+ private:
+  void run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
+                  bool doc_mask, TeacherCapture* capture) const;
+  void attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all, int64_t n_past,
+                       bool doc_mask) const;
+  void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
+  void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;
+  Workspace make_workspace(int64_t rows, int64_t logit_rows) const;
+
+  ModelConfig cfg_;
+  Ops* ops_;
+  Buffer weights_;
+  Tensor embed_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace arwkv

@@ -1,0 +1,121 @@
+// Building the teacher: checking the config, reading every tensor of the architecture's list from
+// the checkpoint into one backend buffer, and carving the per-layer views.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "formats/checkpoint.h"
+#include "model/teacher/teacher_parts.h"
+#include "model/teacher/teacher_tensors.h"
+
+namespace arwkv {
+namespace {
+
+constexpr size_t kAlign = 64;  // every tensor starts on a cache line
+
+size_t aligned_bytes(const Shape& s) { return (static_cast<size_t>(s.numel()) * 4 + kAlign - 1) / kAlign * kAlign; }
+
+void check_config(const ModelConfig& c, const std::string& path) {
+  if (c.arch != Arch::Llama && c.arch != Arch::Qwen2) fail("{}: not a Llama or Qwen2 model", path);
+  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.n_layers <= 0)
+    fail("{}: config has non-positive sizes (vocab {}, hidden {}, ffn {}, layers {})", path, c.vocab_size,
+         c.hidden_size, c.intermediate_size, c.n_layers);
+  if (c.n_heads <= 0 || c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
+    fail("{}: {} attention heads cannot share {} key/value heads", path, c.n_heads, c.n_kv_heads);
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail("{}: head_dim {} must be even and positive", path, c.head_dim);
+  if (!(c.rms_eps > 0.0f) || !(c.rope_theta > 0.0f))
+    fail("{}: rms_norm_eps {} and rope_theta {} must be positive", path, c.rms_eps, c.rope_theta);
+}
+
+}  // namespace
+
+Teacher::Teacher(const Checkpoint& ckpt, Ops& ops) : cfg_(ckpt.config()), ops_(&ops) {
+  check_config(cfg_, ckpt.path());
+  // An untied model without lm_head.weight falls back to the embedding, as HF does.
+  bool tied = cfg_.tie_embeddings || !ckpt.has("lm_head.weight");
+  cfg_.tie_embeddings = tied;
+
+  std::vector<TensorSpec> specs;
+  size_t total = 0;
+  for (TensorSpec& s : teacher_tensors(cfg_)) {
+    if (s.name == "lm_head.weight" && tied) continue;
+    if (!ckpt.has(s.name)) fail("{}: missing tensor {} {}", ckpt.path(), s.name, s.shape.str());
+    total += aligned_bytes(s.shape);
+    specs.push_back(std::move(s));
+  }
+  weights_ = ops.alloc(total);
+  std::map<std::string, Tensor> views;
+  size_t offset = 0;
+  for (const TensorSpec& s : specs) {
+    HostTensor host = ckpt.load(s.name);
+    if (!(host.shape == s.shape))
+      fail("{}: tensor {} has shape {}, the config implies {}", ckpt.path(), s.name, host.shape.str(), s.shape.str());
+    Tensor t{static_cast<char*>(weights_.data()) + offset, s.shape, DType::F32, ops.device()};
+    ops.upload(t, host.values.data());
+    views[s.name] = t;
+    offset += aligned_bytes(s.shape);
+  }
+
+  auto get = [&](const std::string& name) { return views.count(name) ? views.at(name) : Tensor{}; };
+  embed_ = get("model.embed_tokens.weight");
+  final_norm_ = get("model.norm.weight");
+  lm_head_ = tied ? embed_ : get("lm_head.weight");
+  for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+    auto w = [&](const char* suffix) { return get(layer_tensor_name(l, suffix)); };
+    layers_.push_back(Layer{
+        .attn_norm = w("input_layernorm.weight"),
+        .wq = w("self_attn.q_proj.weight"),
+        .wk = w("self_attn.k_proj.weight"),
+        .wv = w("self_attn.v_proj.weight"),
+        .bq = w("self_attn.q_proj.bias"),
+        .bk = w("self_attn.k_proj.bias"),
+        .bv = w("self_attn.v_proj.bias"),
+        .wo = w("self_attn.o_proj.weight"),
+        .mlp_norm = w("post_attention_layernorm.weight"),
+        .w_gate = w("mlp.gate_proj.weight"),
+        .w_up = w("mlp.up_proj.weight"),
+        .w_down = w("mlp.down_proj.weight"),
+    });
+  }
+}
+
+Teacher::~Teacher() = default;
+
+size_t Teacher::weight_bytes() const { return weights_.size(); }
+
+Teacher::Workspace Teacher::make_workspace(int64_t rows, int64_t logit_rows) const {
+  const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, V = cfg_.vocab_size;
+  const int64_t q_dim = cfg_.n_heads * cfg_.head_dim, kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
+  const Shape shapes[] = {{rows}, {rows}, {rows}, {rows, C}, {rows, C}, {rows, q_dim}, {rows, q_dim},
+                          {rows, C}, {1, rows, kv_dim}, {1, rows, kv_dim}, {rows, F}, {rows, F},
+                          {logit_rows, V}};
+  size_t total = 0;
+  for (const Shape& s : shapes) total += aligned_bytes(s);
+  Workspace ws;
+  ws.buffer = ops_->alloc(total);
+  ws.rows = rows;
+  size_t offset = 0;
+  int i = 0;
+  auto carve = [&](DType dt) {
+    const Shape& s = shapes[i++];
+    Tensor t{static_cast<char*>(ws.buffer.data()) + offset, s, dt, ops_->device()};
+    offset += aligned_bytes(s);
+    return t;
+  };
+  ws.ids = carve(DType::I32);
+  ws.pos = carve(DType::I32);
+  ws.key_start = carve(DType::I32);
+  ws.x = carve(DType::F32);
+  ws.xn = carve(DType::F32);
+  ws.q = carve(DType::F32);
+  ws.att = carve(DType::F32);
+  ws.o = carve(DType::F32);
+  ws.k = carve(DType::F32);
+  ws.v = carve(DType::F32);
+  ws.gate = carve(DType::F32);
+  ws.up = carve(DType::F32);
+  ws.logits = carve(DType::F32);
+  return ws;
+}
+
+}  // namespace arwkv
