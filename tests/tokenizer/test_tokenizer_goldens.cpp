@@ -1,0 +1,173 @@
+// Token ids and chat prompts against goldens made by HF `tokenizers` / Jinja
+// (tools/oracle/make_tokenizer_goldens.py): the tiny trained BPE (tokenizer.json, both merge
+// spellings), Qwen2.5 (its tokenizer.json, committed gzip-compressed), and every tokenizer found in
+// models/*.gguf whose pre-tokenizer has goldens (SmolLM2, Qwen2). Also measures encode speed.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "formats/gguf.h"
+#include "test_util.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace arwkv {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return json::parse(in);
+}
+
+// Checks every golden case: ids exactly, HF's decode, and decode_bytes(encode(x)) == x where the
+// tokenizer does not normalise (NFC changes decomposed input).
+void check_cases(const Tokenizer& tok, const json& goldens) {
+  int n = 0;
+  for (const json& c : goldens.at("cases")) {
+    const std::string text = c.at("text");
+    const auto expected = c.at("ids").get<std::vector<int32_t>>();
+    const auto ids = tok.encode(text);
+    EXPECT_EQ(ids, expected) << goldens.at("tokenizer") << " text: " << text;
+    EXPECT_EQ(tok.decode(expected), c.at("decoded").get<std::string>()) << text;
+    if (!tok.data().nfc) {
+      EXPECT_EQ(tok.decode_bytes(ids), text);
+    }
+    ++n;
+  }
+  EXPECT_GT(n, 30);
+}
+
+void check_chats(const TokenizerData& data, const json& goldens) {
+  for (const json& c : goldens.at("chats")) {
+    std::vector<ChatMessage> msgs;
+    for (const json& m : c.at("messages")) msgs.push_back({m.at("role"), m.at("content")});
+    EXPECT_EQ(apply_chat_template(data, msgs, c.at("add_generation_prompt")), c.at("text").get<std::string>());
+  }
+}
+
+// The Qwen2.5 tokenizer.json, decompressed once with gzip(1) into the temp directory.
+const Tokenizer& qwen_json_tokenizer() {
+  static const Tokenizer tok = [] {
+    const std::string gz = test::data_path("tokenizer/qwen2_tokenizer.json.gz");
+    const fs::path dir = fs::temp_directory_path() / ("arwkv_qwen_tok_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string json_path = (dir / "tokenizer.json").string();
+    const std::string cmd = "gzip -dc '" + gz + "' > '" + json_path + "'";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("gzip -dc failed: " + cmd);
+    Tokenizer t(load_tokenizer_json(json_path));
+    fs::remove_all(dir);
+    return t;
+  }();
+  return tok;
+}
+
+TEST(Goldens, TinyTokenizerJson) {
+  const Tokenizer tok(load_tokenizer_json(test::data_path("tokenizer/tiny_tokenizer.json")));
+  check_cases(tok, read_json(test::data_path("tokenizer/tiny_goldens.json")));
+}
+
+TEST(Goldens, TinyTokenizerJsonWithStringMerges) {
+  json j = read_json(test::data_path("tokenizer/tiny_tokenizer.json"));
+  json merges = json::array();
+  for (const json& m : j["model"]["merges"]) merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+  j["model"]["merges"] = merges;
+  const fs::path path = fs::temp_directory_path() / ("arwkv_tiny_" + std::to_string(::getpid()) + ".json");
+  std::ofstream(path) << j.dump();
+  const Tokenizer tok(load_tokenizer_json(path.string()));
+  fs::remove(path);
+  check_cases(tok, read_json(test::data_path("tokenizer/tiny_goldens.json")));
+}
+
+TEST(Goldens, Qwen2TokenizerJson) {
+  const Tokenizer& tok = qwen_json_tokenizer();
+  EXPECT_TRUE(tok.data().nfc);
+  EXPECT_EQ(tok.token_id("<|im_end|>"), 151645);
+  EXPECT_EQ(tok.token_id("<tool_call>"), 151657);
+  EXPECT_FALSE(tok.is_special(151657));
+  check_cases(tok, read_json(test::data_path("tokenizer/qwen2_goldens.json")));
+}
+
+TEST(Goldens, ChatTemplates) {
+  for (const char* name : {"qwen2", "smollm2"}) {
+    const json g = read_json(test::data_path(std::string("tokenizer/") + name + "_goldens.json"));
+    TokenizerData d;
+    d.source = name;
+    d.chat_template = g.at("chat_template");
+    check_chats(d, g);
+  }
+}
+
+TEST(Goldens, ChatPromptTokenisesSpecialTokensAsSingleIds) {
+  const Tokenizer& tok = qwen_json_tokenizer();
+  TokenizerData chatml;
+  chatml.source = "qwen";
+  chatml.chat_template = "<|im_start|><|im_end|>";
+  const std::string prompt = apply_chat_template(chatml, {{"user", "hi"}}, true);
+  const auto ids = tok.encode(prompt);
+  EXPECT_EQ(ids.front(), 151644);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 151645), 1);
+  EXPECT_EQ(tok.decode(ids), prompt);
+}
+
+// Every GGUF under models/ (and $ARWKV_TOKENIZER_GGUF) whose pre-tokenizer we have goldens for.
+TEST(Goldens, GgufTokenizers) {
+  std::vector<std::string> files;
+  if (const char* extra = std::getenv("ARWKV_TOKENIZER_GGUF")) files.push_back(extra);
+  const std::string models = test::model_path("");
+  if (fs::is_directory(models))
+    for (const auto& e : fs::directory_iterator(models))
+      if (e.path().extension() == ".gguf") files.push_back(e.path().string());
+  int checked = 0;
+  for (const auto& file : files) {
+    const auto gguf = GgufFile::open(file);
+    const std::string pre = gguf->get_string_or("tokenizer.ggml.pre", "");
+    const std::string goldens = pre == "qwen2" ? "qwen2" : pre == "smollm" ? "smollm2" : "";
+    if (goldens.empty()) continue;
+    SCOPED_TRACE(file);
+    const Tokenizer tok(tokenizer_data_from_gguf(*gguf));
+    const json g = read_json(test::data_path("tokenizer/" + goldens + "_goldens.json"));
+    check_cases(tok, g);
+    EXPECT_EQ(tok.data().chat_template, g.at("chat_template").get<std::string>());
+    check_chats(tok.data(), g);
+    EXPECT_TRUE(tok.is_stop(tok.token_id("<|im_end|>")));
+    EXPECT_TRUE(tok.is_stop(tok.token_id("<|endoftext|>")));
+    ++checked;
+    std::printf("checked %s (pre %s)\n", file.c_str(), pre.c_str());
+  }
+  if (checked == 0) GTEST_SKIP() << "no SmolLM2/Qwen2 GGUF under " << models << " (run scripts/fetch_models.sh)";
+}
+
+// About 2 MB of mixed text with randomly altered words (so the word cache does not hold them all).
+TEST(Speed, EncodesAtLeastOneMegabytePerSecond) {
+  const Tokenizer& tok = qwen_json_tokenizer();
+  const json g = read_json(test::data_path("tokenizer/qwen2_goldens.json"));
+  std::vector<std::string> texts;
+  for (const json& c : g.at("cases"))
+    if (c.at("text") == c.at("decoded")) texts.push_back(c.at("text"));  // NFC-stable texts only
+  std::mt19937 rng(3);
+  std::string corpus;
+  while (corpus.size() < (2u << 20)) {
+    std::string t = texts[rng() % texts.size()];
+    for (char& c : t)
+      if (c >= 'a' && c <= 'z' && rng() % 7 == 0) c = static_cast<char>('a' + rng() % 26);  // vary words
+    corpus += t + ' ';
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto ids = tok.encode(corpus);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double mbps = corpus.size() / s / 1e6;
+  std::printf("encode: %.2f MB in %.3f s = %.2f MB/s, %.2f bytes/token\n", corpus.size() / 1e6, s, mbps,
+              double(corpus.size()) / ids.size());
+  EXPECT_EQ(tok.decode_bytes(ids).size(), corpus.size());
+  EXPECT_GT(mbps, 1.0);
+}
+
+}  // namespace
+}  // namespace arwkv
