@@ -41,7 +41,7 @@ TYPES = [
 K_SCALE_FIELDS = {Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208]}
 
 SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.0, 65520.0, 1e6, 6.1e-5,
-                     6.0e-8, 2.98e-8, 2.99e-8, 1e-10, -3.3e-7, 1.00048828125, 1.000732421875,
+                     6.0e-8, 2.98e-8, 2.99e-8, 1e-10, -3.3e-7, 1.00048828125, 1.000732421875, 1.00146484375,
                      3.0e38, -1.17549435e-38, 1.401298e-45], dtype=np.float32)
 
 METADATA = [  # key, value, gguf type, array element type
@@ -109,7 +109,7 @@ def write_quant_fixture():
     w.write_tensors_to_file()
     w.close()
     np.concatenate(floats).astype("<f4").tofile(os.path.join(OUT, "quant_types.f32"))
-    meta = {k: {"type": t.name, "elem_type": s.name if s else None, "value": v} for k, v, t, s in METADATA}
+    meta = {k: {"type": t.name, "elem_type": s.name if s is not None else None, "value": v} for k, v, t, s in METADATA}
     meta["general.architecture"] = {"type": "STRING", "elem_type": None, "value": "test"}
     with open(os.path.join(OUT, "quant_types.json"), "w") as f:
         json.dump({"tensors": index, "metadata": meta}, f, indent=1, ensure_ascii=False)
