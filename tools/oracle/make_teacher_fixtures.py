@@ -19,6 +19,7 @@ tests/data/teacher/<name>/:
 Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher]
 """
 import argparse
+import copy
 import json
 import os
 
@@ -194,8 +195,9 @@ def main():
             with torch.no_grad():
                 for p in model.parameters():
                     p.copy_(p.to(save_dtype).float())
-        model.to(save_dtype).save_pretrained(out, safe_serialization=True)
-        model.float()
+        # Save a converted copy: .to() on the model itself would also round the fp32 RoPE inv_freq
+        # buffer to bf16, and the oracle must stay fp32.
+        copy.deepcopy(model).to(save_dtype).save_pretrained(out, safe_serialization=True)
         state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
