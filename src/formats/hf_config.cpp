@@ -129,7 +129,8 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   const double factor = f.get_float_or(a + "rope.scaling.factor", 0.0);
   if (scaling != "none" && factor != 0.0 && factor != 1.0)
     fail("{}: rope scaling '{}' (factor {}) is not supported", f.path(), scaling, factor);
-  c.attention_bias = c.arch == Arch::Qwen2;
+  // GGUF has no key for it: Qwen2 always has q/k/v biases; a llama file has them if it stores them.
+  c.attention_bias = c.arch == Arch::Qwen2 || f.find_tensor("blk.0.attn_q.bias") != nullptr;
   const GgufTensorInfo& emb = f.tensor("token_embd.weight");
   if (emb.ne.size() != 2) fail("{}: token_embd.weight has {} dims, expected 2", f.path(), emb.ne.size());
   c.vocab_size = emb.ne[1];

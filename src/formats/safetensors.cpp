@@ -104,7 +104,7 @@ void SafetensorsFile::parse() {
   const uint64_t buffer = size - data_start_;
   std::vector<const SafetensorsEntry*> sorted;
   for (const auto& e : entries_) sorted.push_back(&e);
-  std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return std::pair(a->begin, a->end) < std::pair(b->begin, b->end); });
   uint64_t at = 0;
   for (const SafetensorsEntry* e : sorted) {
     if (e->begin != at)
