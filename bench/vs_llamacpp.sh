@@ -12,7 +12,7 @@
 # Environment: THREADS (default: nproc), REPS (repetitions of each case, default 5), N_GEN (decode
 # tokens per repetition, default 32), BUILD_DIR (our build, default build-bench), MODEL (default
 # models/SmolLM2-135M-Instruct.F32.gguf, made by scripts/build_llamacpp.sh), LLAMA_BENCH_ARGS
-# (extra llama-bench arguments). Needs jq.
+# (extra llama-bench arguments), OUT_DIR (keep the raw JSON results there). Needs jq.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,27 +33,32 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARWKV_BUILD_TESTS=O
   -DARWKV_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --target bench_teacher -j2 >&2
 
-llama_args=(-m "$model" -t "$threads" -r "$reps" ${LLAMA_BENCH_ARGS:-} -o json)
-echo "vs_llamacpp: llama-bench prefill" >&2
-"$llama_bench" "${llama_args[@]}" -p 128,1024 -n 0 >"$work/llama_pp.json" 2>"$work/llama.log"
-echo "vs_llamacpp: llama-bench decode" >&2
-"$llama_bench" "${llama_args[@]}" -p 0 -n "$n_gen" -d 128,1024 >"$work/llama_tg.json" 2>>"$work/llama.log"
-echo "vs_llamacpp: bench_teacher" >&2
-"$build/bench/bench_teacher" --model="$model" --threads="$threads" --n_gen="$n_gen" \
-  --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_format=json >"$work/ours.json"
+llama_args=(-m "$model" -t "$threads" -r 1 ${LLAMA_BENCH_ARGS:-} -o json)
+ours_args=(--model="$model" --threads="$threads" --n_gen="$n_gen" --benchmark_format=json)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# One repetition of each program in turn, so that both see the same changes in the machine's load.
+for ((i = 1; i <= reps; i++)); do
+  echo "vs_llamacpp: repetition $i/$reps" >&2
+  "$llama_bench" "${llama_args[@]}" -p 128,1024 -n 0 >"$work/llama_pp_$i.json" 2>>"$work/llama.log"
+  "$llama_bench" "${llama_args[@]}" -p 0 -n "$n_gen" -d 128,1024 >"$work/llama_tg_$i.json" 2>>"$work/llama.log"
+  "$build/bench/bench_teacher" "${ours_args[@]}" >"$work/ours_$i.json" 2>>"$work/ours.log"
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ -n ${OUT_DIR:-} ]]; then mkdir -p "$OUT_DIR" && cp "$work"/*.json "$OUT_DIR"/; fi
 
-# llama.cpp's mean and stddev of tokens/s for one case.
-llama() {  # file n_prompt n_gen n_depth
-  jq -r --argjson p "$2" --argjson g "$3" --argjson d "$4" \
-    '.[] | select(.n_prompt == $p and .n_gen == $g and .n_depth == $d)
-     | "\(.avg_ts) \(.stddev_ts)"' "$work/$1"
+# "mean stddev" of a JSON array of samples.
+stats='(add / length) as $m
+  | (if length > 1 then (map((. - $m) * (. - $m)) | add / (length - 1) | sqrt) else 0 end) as $s
+  | "\($m) \($s)"'
+llama() {  # n_prompt n_gen n_depth
+  jq -rs --argjson p "$1" --argjson g "$2" --argjson d "$3" \
+    "[.[][] | select(.n_prompt == \$p and .n_gen == \$g and .n_depth == \$d) | .avg_ts] | $stats" \
+    "$work"/llama_*.json
 }
-# Ours, from Google Benchmark's mean and stddev aggregates.
 ours() {  # benchmark name
-  jq -r --arg n "$1" '[.benchmarks[] | select(.run_name == $n)] as $r
-     | "\($r[] | select(.aggregate_name == "mean") | .tokens_per_second)
-        \($r[] | select(.aggregate_name == "stddev") | .tokens_per_second)"' "$work/ours.json" | tr '\n' ' '
+  jq -rs --arg n "$1" \
+    "[.[].benchmarks[] | select((.run_name | sub(\"/real_time$\"; \"\")) == \$n) | .tokens_per_second]
+     | $stats" "$work"/ours_*.json
 }
 row() {  # label "llama_mean llama_sd" "ours_mean ours_sd"
   read -r lm ls <<<"$2"
@@ -63,14 +68,15 @@ row() {  # label "llama_mean llama_sd" "ours_mean ours_sd"
 }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-commit=$(jq -r '.[0].build_commit' "$work/llama_pp.json")
+commit=$(jq -r '.[0].build_commit' "$work/llama_pp_1.json")
 echo
 echo "SmolLM2-135M-Instruct, F32 weights (KV cache: llama.cpp f16, arwkv fp32); $threads threads on $cpu;"
-echo "llama.cpp $commit (llama-cpp-python 0.3.16 vendor copy); $reps repetitions, mean ± stddev."
+echo "llama.cpp $commit (llama-cpp-python 0.3.16 vendor copy); $reps repetitions each, interleaved, mean ± stddev;"
+echo "load average before: $load_before, after: $load_after."
 echo
 echo "| test | llama.cpp tokens/s | arwkv tokens/s | arwkv / llama.cpp |"
 echo "|---|---:|---:|---:|"
-row "prefill T=128" "$(llama llama_pp.json 128 0 0)" "$(ours prefill/T:128)"
-row "prefill T=1024" "$(llama llama_pp.json 1024 0 0)" "$(ours prefill/T:1024)"
-row "decode ctx=128 ($n_gen tokens)" "$(llama llama_tg.json 0 "$n_gen" 128)" "$(ours decode/ctx:128)"
-row "decode ctx=1024 ($n_gen tokens)" "$(llama llama_tg.json 0 "$n_gen" 1024)" "$(ours decode/ctx:1024)"
+row "prefill T=128" "$(llama 128 0 0)" "$(ours prefill/T:128)"
+row "prefill T=1024" "$(llama 1024 0 0)" "$(ours prefill/T:1024)"
+row "decode ctx=128 ($n_gen tokens)" "$(llama 0 "$n_gen" 128)" "$(ours decode/ctx:128)"
+row "decode ctx=1024 ($n_gen tokens)" "$(llama 0 "$n_gen" 1024)" "$(ours decode/ctx:1024)"
