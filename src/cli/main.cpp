@@ -1,18 +1,24 @@
-// arwkv: the command-line program. Each subcommand lives in its own file and registers here.
+// arwkv: the command-line program. Each subcommand lives in its own file and registers here; user
+// errors (arwkv::Error) end the program with a message and exit status 1.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 
+#include "cli/commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"arwkv: turn a Transformer LLM into an RWKV-7 RNN and run it"};
   app.require_subcommand(1);
+  arwkv::cli::add_info(app);
+  arwkv::cli::add_generate(app);
+  arwkv::cli::add_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const arwkv::Error& e) {
+    std::fflush(stdout);
     std::fprintf(stderr, "arwkv: error: %s\n", e.what());
     return 1;
   }

@@ -1,0 +1,145 @@
+// arwkv generate and arwkv chat: stream text from a model, one prompt or a conversation on stdin.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "infer/generate.h"
+#include "infer/loaded_model.h"
+#include "tokenizer/chat.h"
+
+namespace arwkv::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string model;
+  std::string prompt;
+  std::string system;
+  int n = 256;
+  int64_t ctx = 4096;
+  bool quiet = false;
+  SamplerOptions sampler;
+};
+
+void add_sampling_options(CLI::App* cmd, RunOptions& o) {
+  cmd->add_option("-m,--model", o.model, "HF directory, .safetensors file or .gguf file")->required();
+  cmd->add_option("-n,--max-tokens", o.n, "Most tokens to generate (per reply)")->capture_default_str();
+  cmd->add_option("--temperature", o.sampler.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o.sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
+  cmd->add_option("--top-p", o.sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();
+  cmd->add_option("--seed", o.sampler.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--ctx", o.ctx, "Context capacity in tokens (KV cache size of a Transformer)")->capture_default_str();
+  cmd->add_flag("-q,--quiet", o.quiet, "Do not print speed statistics to stderr");
+}
+
+void print_stats(const GenerateStats& s, bool quiet) {
+  if (quiet) return;
+  std::fprintf(stderr, "[%lld prompt tokens at %.1f tok/s, %lld new tokens at %.1f tok/s]\n",
+               static_cast<long long>(s.prompt_tokens), s.prefill_tokens_per_second(),
+               static_cast<long long>(s.new_tokens), s.decode_tokens_per_second());
+}
+
+// Generates from prompt ids into state, streaming the text to stdout.
+GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::vector<int32_t>& prompt,
+                           const RunOptions& o) {
+  GenerateOptions g;
+  g.max_new_tokens = o.n;
+  g.sampler = o.sampler;
+  g.stop_ids = m.stop_ids();
+  IncrementalDecoder decoder(*m.tokenizer);
+  GenerateStats stats = generate(*m.model, state, prompt, g, [&](int32_t id) {
+    std::fputs(decoder.push(id).c_str(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::fputs(decoder.flush().c_str(), stdout);
+  std::fflush(stdout);
+  return stats;
+}
+
+void run_generate(const RunOptions& o) {
+  LoadedModel m = LoadedModel::open(o.model);
+  std::vector<int32_t> prompt = m.tokenizer->encode(o.prompt);
+  auto state = m.model->new_state(static_cast<int64_t>(prompt.size()) + o.n + 1);
+  std::fputs(o.prompt.c_str(), stdout);
+  GenerateStats stats = stream_reply(m, *state, prompt, o);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  print_stats(stats, o.quiet);
+}
+
+// Multi-turn ChatML: each stdin line is a user message. Only the new part of the conversation is
+// fed to the model each turn; the state carries the rest.
+void run_chat(const RunOptions& o) {
+  LoadedModel m = LoadedModel::open(o.model);
+  const TokenizerData& td = m.tokenizer->data();
+  const bool interactive = isatty(STDIN_FILENO);
+  std::vector<ChatMessage> history;
+  if (!o.system.empty()) history.push_back({"system", o.system});
+  auto state = m.model->new_state(o.ctx);
+  std::string fed_text;  // the rendered conversation the state has seen, up to the last turn's end
+  std::string line;
+  while (true) {
+    if (interactive) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    history.push_back({"user", line});
+    std::string full = apply_chat_template(td, history, true);
+    if (full.compare(0, fed_text.size(), fed_text) != 0)
+      fail("chat: the template of {} does not render a conversation as a prefix of its continuation", td.source);
+    std::vector<int32_t> prompt = m.tokenizer->encode(full.substr(fed_text.size()));
+    if (state->n_tokens() + static_cast<int64_t>(prompt.size()) + o.n + 2 > o.ctx)
+      fail("chat: the conversation would exceed the context of {} tokens (raise --ctx)", o.ctx);
+    if (!interactive) fmt::print("user: {}\nassistant: ", line), std::fflush(stdout);
+    std::string reply;
+    IncrementalDecoder decoder(*m.tokenizer);
+    GenerateOptions g;
+    g.max_new_tokens = o.n;
+    g.sampler = o.sampler;
+    g.stop_ids = m.stop_ids();
+    GenerateStats stats = generate(*m.model, *state, prompt, g, [&](int32_t id) {
+      std::string piece = decoder.push(id);
+      reply += piece;
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    std::string rest = decoder.flush();
+    reply += rest;
+    std::fputs((rest + "\n").c_str(), stdout);
+    std::fflush(stdout);
+    print_stats(stats, o.quiet);
+    // Close the assistant turn in the state exactly as the template renders it.
+    history.push_back({"assistant", reply});
+    std::string closed = apply_chat_template(td, history, false);
+    std::string rendered_reply_end = closed.substr(full.size());
+    std::string tail = rendered_reply_end.substr(std::min(reply.size(), rendered_reply_end.size()));
+    std::vector<int32_t> close_ids = m.tokenizer->encode(tail);
+    if (!close_ids.empty()) m.model->extend(*state, close_ids);
+    fed_text = closed;
+  }
+}
+
+}  // namespace
+
+void add_generate(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt, streaming the text");
+  add_sampling_options(cmd, *o);
+  cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
+  cmd->callback([o] { run_generate(*o); });
+}
+
+void add_chat(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("chat", "Talk to a model (ChatML); one user message per stdin line");
+  add_sampling_options(cmd, *o);
+  cmd->add_option("--system", o->system, "System prompt (default: the model's own)");
+  cmd->callback([o] { run_chat(*o); });
+}
+
+}  // namespace arwkv::cli

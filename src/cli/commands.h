@@ -1,0 +1,12 @@
+// The subcommands of the arwkv program; each adds itself to the app and runs from its callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace arwkv::cli {
+
+void add_info(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_chat(CLI::App& app);
+
+}  // namespace arwkv::cli

@@ -1,0 +1,27 @@
+// Everything a command needs to run a model given on the command line: the checkpoint, a backend,
+// the model on it and its tokenizer.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/ops.h"
+#include "formats/checkpoint.h"
+#include "model/language_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace arwkv {
+
+struct LoadedModel {
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Ops> ops;
+  std::unique_ptr<LanguageModel> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+
+  // path: an HF directory, a .safetensors file beside its config.json, or a .gguf file.
+  static LoadedModel open(const std::string& path);
+  // Token ids that end a reply: the tokenizer's stop tokens and the config's eos ids.
+  std::vector<int32_t> stop_ids() const;
+};
+
+}  // namespace arwkv
