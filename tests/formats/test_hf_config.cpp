@@ -1,0 +1,121 @@
+// config.json parsing rules (FORMATS.md §7): defaults, rope_theta locations, eos forms, Qwen2
+// biases, unsupported architectures and rope scaling.
+#include <nlohmann/json.hpp>
+
+#include "format_test_util.h"
+#include "formats/hf_config.h"
+
+namespace arwkv {
+namespace {
+
+nlohmann::json smollm2_like() {
+  return nlohmann::json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+    "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+    "max_position_embeddings": 8192, "rms_norm_eps": 1e-05, "rope_theta": 100000, "rope_scaling": null,
+    "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "rope_interleaved": false})");
+}
+
+TEST(HfConfig, LlamaFields) {
+  const ModelConfig c = config_from_hf_json(smollm2_like(), "config.json");
+  EXPECT_EQ(c.arch, Arch::Llama);
+  EXPECT_EQ(c.arch_name, "llama");
+  EXPECT_EQ(c.vocab_size, 49152);
+  EXPECT_EQ(c.hidden_size, 576);
+  EXPECT_EQ(c.intermediate_size, 1536);
+  EXPECT_EQ(c.n_layers, 30);
+  EXPECT_EQ(c.n_heads, 9);
+  EXPECT_EQ(c.n_kv_heads, 3);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.max_position, 8192);
+  EXPECT_FLOAT_EQ(c.rms_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(c.rope_theta, 100000.0f);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_ids, std::vector<int32_t>{2});
+}
+
+TEST(HfConfig, DefaultsAndAlternatives) {
+  nlohmann::json j = smollm2_like();
+  j.erase("num_key_value_heads");
+  j.erase("rope_theta");
+  j.erase("tie_word_embeddings");
+  j.erase("rms_norm_eps");
+  j["head_dim"] = 32;
+  j["eos_token_id"] = {2, 7};
+  ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.n_kv_heads, 9);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
+  EXPECT_FLOAT_EQ(c.rms_eps, 1e-6f);
+  EXPECT_FALSE(c.tie_embeddings);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int32_t>{2, 7}));
+
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1000000.0}};
+  j["num_key_value_heads"] = nullptr;
+  c = config_from_hf_json(j, "config.json");
+  EXPECT_FLOAT_EQ(c.rope_theta, 1e6f);
+  EXPECT_EQ(c.n_kv_heads, 9);
+}
+
+TEST(HfConfig, Qwen2HasAttentionBias) {
+  const nlohmann::json j = nlohmann::json::parse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+    "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+    "rope_theta": 1000000.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "eos_token_id": 151645,
+    "sliding_window": 32768, "use_sliding_window": false})");
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Qwen2);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.max_position, 32768);  // Qwen2Config default
+  EXPECT_EQ(c.bos_token_id, -1);
+  const auto list = teacher_tensor_list(c);
+  EXPECT_EQ(list.size(), 1 + 24 * 12 + 1u);  // tied: no lm_head
+  EXPECT_EQ(list[4].first, "model.layers.0.self_attn.v_proj.weight");
+  EXPECT_EQ(list[4].second, (Shape{128, 896}));
+  EXPECT_EQ(list[5].first, "model.layers.0.self_attn.q_proj.bias");
+}
+
+TEST(HfConfig, Errors) {
+  const auto error_of = [](const nlohmann::json& j) -> std::string {
+    try {
+      config_from_hf_json(j, "/some/dir/config.json");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  nlohmann::json j = smollm2_like();
+  j["model_type"] = "gemma3";
+  EXPECT_NE(error_of(j).find("unsupported architecture gemma3"), std::string::npos);
+  j = smollm2_like();
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  EXPECT_NE(error_of(j).find("yarn"), std::string::npos);
+  j = smollm2_like();
+  j["rope_scaling"] = {{"type", "default"}};
+  EXPECT_EQ(error_of(j), "");
+  j = smollm2_like();
+  j.erase("hidden_size");
+  EXPECT_NE(error_of(j).find("hidden_size"), std::string::npos);
+  j = smollm2_like();
+  j["num_key_value_heads"] = 4;
+  EXPECT_NE(error_of(j).find("not a multiple"), std::string::npos);
+  j = smollm2_like();
+  j["eos_token_id"] = "two";
+  EXPECT_NE(error_of(j).find("eos_token_id"), std::string::npos);
+  EXPECT_NE(error_of(j).find("/some/dir/config.json"), std::string::npos);
+
+  test::TempDir dir;
+  std::ofstream(dir.file("config.json")) << "{\"model_type\": \"llama\",";
+  try {
+    load_hf_config(dir.file("config.json"));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json: not valid JSON"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace arwkv
