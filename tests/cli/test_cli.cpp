@@ -1,0 +1,108 @@
+// The arwkv program end to end: exit codes and messages for bad input, and the real teacher
+// answering through generate and chat.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using arwkv::test::env_or;
+using arwkv::test::model_path;
+
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun run(const std::string& args, const std::string& stdin_text = "") {
+  std::string bin = env_or("ARWKV_BIN", "build/arwkv");
+  std::string cmd = bin + " " + args + " 2>&1";
+  if (!stdin_text.empty()) {
+    fs::path in = fs::temp_directory_path() / "arwkv_cli_stdin.txt";
+    std::ofstream(in) << stdin_text;
+    cmd += " < " + in.string();
+  } else {
+    cmd += " < /dev/null";
+  }
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+const std::string kTeacher = model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
+
+}  // namespace
+
+TEST(Cli, MissingModelFileIsAnErrorNamingIt) {
+  CliRun r = run("info /nonexistent/model.gguf");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("/nonexistent/model.gguf"), std::string::npos) << r.output;
+}
+
+TEST(Cli, TruncatedGgufIsAnErrorNamingIt) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  fs::path cut = fs::temp_directory_path() / "arwkv_truncated.gguf";
+  {
+    std::ifstream in(kTeacher, std::ios::binary);
+    std::string head(1 << 20, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    std::ofstream(cut, std::ios::binary) << head;
+  }
+  CliRun r = run("generate -m " + cut.string() + " -p hi -n 2");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(cut.string()), std::string::npos) << r.output;
+  fs::remove(cut);
+}
+
+TEST(Cli, BadOptionsAreRejected) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  EXPECT_NE(run("generate -m " + kTeacher).status, 0);  // no prompt
+  CliRun r = run("generate -m " + kTeacher + " -p hi --top-p 0");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("top-p"), std::string::npos) << r.output;
+}
+
+TEST(Cli, InfoDescribesTheTeacher) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  CliRun r = run("info " + kTeacher);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("architecture llama"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("layers       30"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("SmolLM"), std::string::npos) << r.output;
+}
+
+TEST(Cli, GreedyGenerateNamesParis) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  CliRun r = run("generate -m " + kTeacher + " -p \"The capital of France is\" -n 8 --temperature 0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ChatReadsTurnsFromAPipe) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  CliRun r = run("chat -m " + kTeacher + " -n 24 --temperature 0",
+              "What is the capital of France?\nAnd of Italy?\n");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Paris"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Rome"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SameSeedSameText) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  std::string args = "generate -m " + kTeacher + " -p \"Once upon a time\" -n 12 --temperature 0.9 --seed 7 -q";
+  CliRun a = run(args), b = run(args);
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_EQ(a.output, b.output);
+}
