@@ -44,28 +44,46 @@ void score_keys(const float* q, const float* k, int64_t ld, int64_t n_keys, int 
   }
 }
 
+// Output accumulation: with a compile-time head size the accumulator is a local array the
+// compiler keeps in registers; otherwise it lives in the thread's scratch.
+template <int D>
+void weighted_values(const float* s, const float* v, int64_t ld, int64_t n_keys, int d_rt, float* acc_rt,
+                     float inv_sum, float* out) {
+  if constexpr (D > 0) {
+    float acc[D] = {};
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float p = s[j];
+      const float* vr = v + j * ld;
+#pragma omp simd
+      for (int i = 0; i < D; ++i) acc[i] += p * vr[i];
+    }
+    for (int i = 0; i < D; ++i) out[i] = acc[i] * inv_sum;
+  } else {
+    std::fill(acc_rt, acc_rt + d_rt, 0.0f);
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float p = s[j];
+      const float* vr = v + j * ld;
+#pragma omp simd
+      for (int i = 0; i < d_rt; ++i) acc_rt[i] += p * vr[i];
+    }
+    for (int i = 0; i < d_rt; ++i) out[i] = acc_rt[i] * inv_sum;
+  }
+}
+
 template <int D>
 void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t n_keys, int d_rt, float scale,
             float* s, float* acc, float* out) {
-  const int d = D ? D : d_rt;
   score_keys<D>(q, k, ld, n_keys, d_rt, scale, s);
   float mx = -INFINITY;
-  for (int64_t j = 0; j < n_keys; ++j) mx = std::max(mx, s[j]);
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < n_keys; ++j) mx = s[j] > mx ? s[j] : mx;
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n_keys; ++j) {
     s[j] = fast_exp(s[j] - mx);
     sum += s[j];
   }
-  std::fill(acc, acc + d, 0.0f);
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const float p = s[j];
-    const float* vr = v + j * ld;
-#pragma omp simd
-    for (int i = 0; i < d; ++i) acc[i] += p * vr[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int i = 0; i < d; ++i) out[i] = acc[i] * inv;
+  weighted_values<D>(s, v, ld, n_keys, d_rt, acc, 1.0f / sum, out);
 }
 
 using AttendFn = void (*)(const float*, const float*, const float*, int64_t, int64_t, int, float, float*, float*,

@@ -11,8 +11,12 @@ namespace arwkv::cpu {
 // e^x for fp32: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to r^7 (truncation error
 // below 1e-8 relative), 2^n by building the exponent bits. Inputs below -87.3 give ~1e-38, not 0.
 inline float fast_exp(float x) {
-  x = std::fmin(std::fmax(x, -87.3f), 88.7f);
-  const float n = std::floor(x * 1.44269504f + 0.5f);
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);  // not fmin/fmax: those stay scalar calls
+  // Adding 1.5·2^23 rounds x·log2(e) to an integer n held in the low mantissa bits of t (plain
+  // arithmetic rather than floor/lround keeps the loop vectorisable).
+  const float t = x * 1.44269504f + 12582912.0f;
+  const float n = t - 12582912.0f;
+  const int32_t ni = std::bit_cast<int32_t>(t) - 0x4B400000;
   const float r = (x - n * 0.693145752f) - n * 1.42860682e-6f;  // ln 2 split in two for precision
   float p = 1.0f / 5040.0f;
   p = p * r + 1.0f / 720.0f;
@@ -22,8 +26,7 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  return p * std::bit_cast<float>(bits);
+  return p * std::bit_cast<float>((ni + 127) << 23);
 }
 
 inline float silu(float x) { return x / (1.0f + fast_exp(-x)); }
