@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/checkpoint.h"
 #include "test_util.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/chat.h"
@@ -244,6 +245,35 @@ TEST(Loader, ErrorsNameTheFile) {
   EXPECT_THROW(load_tokenizer_json(bad), Error);  // not byte-level
   EXPECT_THROW(load_tokenizer_json(dir + "/missing.json"), Error);
   std::filesystem::remove_all(dir);
+}
+
+// A safetensors-style checkpoint that only points at a tokenizer.json.
+class JsonOnlyCheckpoint : public Checkpoint {
+ public:
+  explicit JsonOnlyCheckpoint(std::string json) : json_(std::move(json)) {}
+  const std::string& path() const override { return path_; }
+  std::string format() const override { return "safetensors"; }
+  const ModelConfig& config() const override { return config_; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  bool has(const std::string&) const override { return false; }
+  HostTensor load(const std::string&) const override { return {}; }
+  std::string tokenizer_json_path() const override { return json_; }
+
+ private:
+  std::string json_, path_ = "fake-checkpoint";
+  ModelConfig config_;
+  std::vector<TensorInfo> tensors_;
+};
+
+TEST(Loader, LoadTokenizerFromCheckpoint) {
+  const auto tok = load_tokenizer(JsonOnlyCheckpoint(test::data_path("tokenizer/tiny_tokenizer.json")));
+  EXPECT_EQ(tok->decode(tok->encode("hello 123")), "hello 123");
+  try {
+    load_tokenizer(JsonOnlyCheckpoint(""));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fake-checkpoint"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
