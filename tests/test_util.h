@@ -17,13 +17,24 @@ inline std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
+#ifndef ARWKV_TEST_DATA_DIR
+#define ARWKV_TEST_DATA_DIR "tests/data"
+#endif
+#ifndef ARWKV_MODELS_DIR
+#define ARWKV_MODELS_DIR "models"
+#endif
+#ifndef ARWKV_BIN_PATH
+#define ARWKV_BIN_PATH "build/arwkv"
+#endif
+
 // Committed fixtures (tests/data).
-inline std::string data_path(const std::string& rel) {
-  return env_or("ARWKV_TEST_DATA", "tests/data") + "/" + rel;
-}
+inline std::string data_path(const std::string& rel) { return env_or("ARWKV_TEST_DATA", ARWKV_TEST_DATA_DIR) + "/" + rel; }
 
 // Downloaded models (models/); tests that need one skip with a message when it is absent.
-inline std::string model_path(const std::string& rel) { return env_or("ARWKV_MODELS", "models") + "/" + rel; }
+inline std::string model_path(const std::string& rel) { return env_or("ARWKV_MODELS", ARWKV_MODELS_DIR) + "/" + rel; }
+
+// The arwkv program.
+inline std::string arwkv_bin() { return env_or("ARWKV_BIN", ARWKV_BIN_PATH); }
 
 #define ARWKV_REQUIRE_FILE(path)                                                             \
   do {                                                                                       \

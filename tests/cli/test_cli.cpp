@@ -11,7 +11,6 @@
 #include "test_util.h"
 
 namespace fs = std::filesystem;
-using arwkv::test::env_or;
 using arwkv::test::model_path;
 
 namespace {
@@ -22,7 +21,7 @@ struct CliRun {
 };
 
 CliRun run(const std::string& args, const std::string& stdin_text = "") {
-  std::string bin = env_or("ARWKV_BIN", "build/arwkv");
+  std::string bin = arwkv::test::arwkv_bin();
   std::string cmd = bin + " " + args + " 2>&1";
   if (!stdin_text.empty()) {
     fs::path in = fs::temp_directory_path() / "arwkv_cli_stdin.txt";
