@@ -68,4 +68,21 @@ void same_shape(const char* op, Device dev, const Tensor& y, const Tensor& a, co
     fail("{}: shapes {}, {}, {} differ", op, y.shape.str(), a.shape.str(), b.shape.str());
 }
 
+void wkv7(Device dev, const Tensor& y, const Tensor& state, const Tensor& r, const Tensor& w, const Tensor& k,
+          const Tensor& v, const Tensor& a, const Tensor& b, const Tensor* reset) {
+  const char* op = reset ? "wkv7_forward" : "wkv7_decode";
+  for (const Tensor* t : {&y, &state, &r, &w, &k, &v, &a, &b}) on_device(op, dev, *t, DType::F32);
+  const int want_dims = reset ? 3 : 2;
+  if (r.shape.ndim != want_dims) fail("{}: inputs must be {}-D, got {}", op, want_dims, r.shape.str());
+  for (const Tensor* t : {&y, &w, &k, &v, &a, &b})
+    if (!(t->shape == r.shape)) fail("{}: {} does not match r {}", op, t->shape.str(), r.shape.str());
+  const int64_t B = r.dim(0), C = r.cols();
+  if (state.shape.ndim != 4 || state.dim(0) != B || state.dim(2) != state.dim(3) || state.dim(1) * state.dim(2) != C)
+    fail("{}: state {} does not fit inputs {} (want [B, H, N, N] with H·N = C)", op, state.shape.str(), r.shape.str());
+  if (reset && !empty(*reset)) {
+    on_device(op, dev, *reset, DType::I32);
+    if (reset->numel() != B * r.dim(1)) fail("{}: reset {} for inputs {}", op, reset->shape.str(), r.shape.str());
+  }
+}
+
 }  // namespace arwkv::op_checks

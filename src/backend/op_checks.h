@@ -15,6 +15,9 @@ void rmsnorm(Device dev, const Tensor& y, const Tensor& x, const Tensor& w);
 void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim);
 void attention(Device dev, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
                const Tensor& key_start, const AttentionArgs& a);
+// wkv7_forward (reset non-null: [B, T, C] inputs) or wkv7_decode (reset null: [B, C] inputs).
+void wkv7(Device dev, const Tensor& y, const Tensor& state, const Tensor& r, const Tensor& w, const Tensor& k,
+          const Tensor& v, const Tensor& a, const Tensor& b, const Tensor* reset);
 void same_shape(const char* op, Device dev, const Tensor& y, const Tensor& a, const Tensor& b);
 
 inline bool empty(const Tensor& t) { return t.data == nullptr || t.numel() == 0; }

@@ -57,6 +57,19 @@ class Ops {
   // y = a + b (y may alias a or b)
   virtual void add(Tensor y, Tensor a, Tensor b) = 0;
   virtual void copy(Tensor dst, Tensor src) = 0;
+
+  // ---- RWKV-7 (SPEC §3) -------------------------------------------------------------------------
+  // The WKV-7 recurrence over B sequences of T tokens, H heads of size N (C = H·N). Per head, with
+  // the state S [N, N] (rows i = value index, columns j = key index):
+  //   sa_i = Σ_j S_ij·a_j;   S_ij = S_ij·w_j + sa_i·b_j + v_i·k_j;   y_i = Σ_j S_ij·r_j
+  // r, w, k, v, a, b, y: [B, T, C] (w is the decay, in (0, 1); the model passes a = −kk and
+  // b = kk ⊙ iclr). state: F32 [B, H, N, N], read and updated in place. reset: I32 [B, T], or empty;
+  // a non-zero entry zeroes that sequence's state before its token t (a document boundary).
+  virtual void wkv7_forward(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a,
+                            Tensor b, Tensor reset) = 0;
+  // One token per sequence: r, w, k, v, a, b, y [B, C]; wkv7_forward with T = 1 and no reset.
+  virtual void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a,
+                           Tensor b) = 0;
 };
 
 // The scalar reference (double accumulation) and the fast CPU backend (OpenBLAS + OpenMP).

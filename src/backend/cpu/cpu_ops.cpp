@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/cpu/wkv7.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/vec_math.h"
 #include "backend/op_checks.h"
@@ -179,6 +180,16 @@ class CpuOps final : public Ops {
     return scratch_.data();
   }
   std::vector<float> scratch_;
+
+  void wkv7_forward(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b,
+                    Tensor reset) override {
+    chk::wkv7(device(), y, state, r, w, k, v, a, b, &reset);
+    cpu::wkv7_forward(y, state, r, w, k, v, a, b, reset);
+  }
+  void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
+    chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
+    cpu::wkv7_decode(y, state, r, w, k, v, a, b);
+  }
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/ref/wkv7_ref.h"
 #include "backend/op_checks.h"
 #include "backend/ops.h"
 
@@ -126,6 +127,16 @@ class ReferenceOps final : public Ops {
     if (dst.nbytes() != src.nbytes() || dst.dtype != src.dtype)
       fail("copy: {} {} into {} {}", dtype_name(src.dtype), src.shape.str(), dtype_name(dst.dtype), dst.shape.str());
     std::memmove(dst.data, src.data, src.nbytes());
+  }
+
+  void wkv7_forward(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b,
+                    Tensor reset) override {
+    chk::wkv7(device(), y, state, r, w, k, v, a, b, &reset);
+    ref::wkv7_forward(y, state, r, w, k, v, a, b, reset);
+  }
+  void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
+    chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
+    ref::wkv7_decode(y, state, r, w, k, v, a, b);
   }
 };
 
