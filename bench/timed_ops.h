@@ -62,6 +62,13 @@ class TimedOps final : public Ops {
   void copy(Tensor dst, Tensor src) override {
     timed("copy", 0, [&] { inner_.copy(dst, src); });
   }
+  void wkv7_forward(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b,
+                    Tensor reset) override {
+    timed("wkv7_forward", 0, [&] { inner_.wkv7_forward(y, state, r, w, k, v, a, b, reset); });
+  }
+  void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
+    timed("wkv7_decode", 0, [&] { inner_.wkv7_decode(y, state, r, w, k, v, a, b); });
+  }
 
   void reset() { entries_.clear(); }
   const std::map<std::string, Entry>& entries() const { return entries_; }
