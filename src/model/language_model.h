@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "core/tensor.h"
 #include "model/config.h"
 
 namespace arwkv {
@@ -28,6 +29,8 @@ class LanguageModel {
   // Consumes ids (one whole-sequence pass when there are several) and returns the logits [V] of
   // the last one. Throws arwkv::Error when the state cannot hold them.
   virtual std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const = 0;
+  // The logits [T, V] of every token of ids, run as one fresh sequence (evaluation, distillation).
+  virtual HostTensor logits(std::span<const int32_t> ids) const = 0;
 };
 
 }  // namespace arwkv

@@ -34,6 +34,7 @@ class Teacher final : public LanguageModel {
   const ModelConfig& config() const override { return cfg_; }
   std::unique_ptr<ModelState> new_state(int64_t max_tokens) const override;
   std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const override;
+  HostTensor logits(std::span<const int32_t> ids) const override { return forward(ids); }
 
   // Logits [T, V] of every token. doc_ids (optional, one per token) marks packed documents: a run
   // of equal ids is one document, whose tokens attend only within it, with positions from 0.
