@@ -1,0 +1,146 @@
+// tokenizer.json writer: a tokenizer written from GGUF metadata (or re-written from a tokenizer.json)
+// and read back by load_tokenizer_json gives the same ids as the original on varied text (the
+// golden texts, random bytes, special tokens), with the same special ids and chat template; the
+// written document has the structure HF `tokenizers` expects.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "formats/gguf.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_json_writer.h"
+
+namespace arwkv {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    path_ = fs::temp_directory_path() / fmt::format("arwkv_tokjson_{}_{}", tag, ::testing::UnitTest::GetInstance()->random_seed());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::vector<std::string> sample_texts() {
+  std::vector<std::string> texts = {
+      "Hello, world! It's 2024 and we're testing   spaces\tand\ttabs.\n\nNew paragraph",
+      "<|im_start|>user\nWhat is 12345 + 678?<|im_end|>\n<|im_start|>assistant\n",
+      "Ünïcödé façade — naïve café; 日本語のテキスト、中文，한국어 😀🎉",
+      "e\xcc\x81 (decomposed) vs \xc3\xa9 (composed)",
+      "    indented code:\n\tif (x) { return y; }\r\n",
+      "I'LL SAY IT'S FINE, they'd've thought", "", " ", "\n\n\n", "<|endoftext|><|endoftext|>x"};
+  const json goldens = json::parse(std::ifstream(test::data_path("tokenizer/smollm2_goldens.json")));
+  for (const json& c : goldens.at("cases")) texts.push_back(c.at("text"));
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 20; ++i) {
+    std::string s(1 + rng() % 40, '\0');
+    for (char& c : s) c = static_cast<char>(rng() % 256);
+    texts.push_back(s);
+  }
+  return texts;
+}
+
+// Writes `data`, reads it back, and checks the read tokenizer against the original one.
+void check_round_trip(const TokenizerData& data, const std::string& tag) {
+  TempDir dir(tag);
+  write_tokenizer_files(data, dir.str());
+  const TokenizerData back = load_tokenizer_json(dir.str() + "/tokenizer.json");
+  EXPECT_EQ(back.bos_id, data.bos_id);
+  EXPECT_EQ(back.eos_id, data.eos_id);
+  EXPECT_EQ(back.pad_id, data.pad_id);
+  EXPECT_EQ(back.chat_template, data.chat_template);
+  EXPECT_EQ(back.nfc, data.nfc);
+  EXPECT_EQ(back.pre_regexes, data.pre_regexes);
+  EXPECT_EQ(back.merges, data.merges);
+  EXPECT_EQ(back.added_tokens.size(), data.added_tokens.size());
+  for (size_t i = 0; i < std::min(back.added_tokens.size(), data.added_tokens.size()); ++i) {
+    EXPECT_EQ(back.added_tokens[i].id, data.added_tokens[i].id);
+    EXPECT_EQ(back.added_tokens[i].content, data.added_tokens[i].content);
+    EXPECT_EQ(back.added_tokens[i].special, data.added_tokens[i].special);
+  }
+  const Tokenizer original(data), reread(back);
+  for (bool special : {true, false})
+    for (const std::string& text : sample_texts())
+      EXPECT_EQ(reread.encode(text, special), original.encode(text, special)) << tag << " text: " << text;
+}
+
+TEST(TokenizerJsonWriter, StructureForHfTokenizers) {
+  TokenizerData d;
+  d.source = "synthetic";
+  d.tokens = {"a", "b", "ab", "<|x|>", "", "a"};
+  d.token_types.assign(d.tokens.size(), TokenType::Normal);
+  d.merges = {{"a", "b"}};
+  d.added_tokens = {{3, "<|x|>", true, false, false}};
+  d.pre_regexes = {R"(\p{N})", kGpt2Regex};
+  d.nfc = true;
+  d.eos_id = 3;
+  d.chat_template = "{{ messages }}";
+  const json j = tokenizer_json(d);
+  EXPECT_EQ(j.at("normalizer").at("type"), "NFC");
+  const json& pre = j.at("pre_tokenizer");
+  EXPECT_EQ(pre.at("type"), "Sequence");
+  ASSERT_EQ(pre.at("pretokenizers").size(), 3u);
+  EXPECT_EQ(pre["pretokenizers"][0].at("pattern").at("Regex"), R"(\p{N})");
+  EXPECT_EQ(pre["pretokenizers"][1].at("behavior"), "Isolated");
+  EXPECT_EQ(pre["pretokenizers"][2].at("type"), "ByteLevel");
+  EXPECT_EQ(pre["pretokenizers"][2].at("use_regex"), false);
+  EXPECT_EQ(j.at("decoder").at("type"), "ByteLevel");
+  const json& vocab = j.at("model").at("vocab");
+  EXPECT_EQ(vocab.size(), 4u);  // the empty string and the repeated "a" are left out
+  EXPECT_EQ(vocab.at("a"), 0);
+  EXPECT_EQ(vocab.at("<|x|>"), 3);
+  EXPECT_EQ(j.at("model").at("merges"), json::parse(R"([["a","b"]])"));
+  EXPECT_EQ(j.at("added_tokens")[0].at("special"), true);
+  const json c = tokenizer_config_json(d);
+  EXPECT_EQ(c.at("eos_token"), "<|x|>");
+  EXPECT_TRUE(c.at("bos_token").is_null());
+  EXPECT_EQ(c.at("chat_template"), "{{ messages }}");
+}
+
+TEST(TokenizerJsonWriter, InvalidUtf8TokenIsAnError) {
+  TokenizerData d;
+  d.source = "bad.gguf";
+  d.tokens = {"ok", "\xff\xfe"};
+  d.token_types.assign(2, TokenType::Normal);
+  d.pre_regexes = {kGpt2Regex};
+  TempDir dir("bad");
+  try {
+    write_tokenizer_files(d, dir.str());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.gguf"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TokenizerJsonWriter, TinyTokenizerJsonRoundTrip) {
+  check_round_trip(load_tokenizer_json(test::data_path("tokenizer/tiny_tokenizer.json")), "tiny");
+}
+
+TEST(TokenizerJsonWriter, TinyTeacherGgufRoundTrip) {
+  const auto gguf = GgufFile::open(test::data_path("teacher/qwen2_tiny/model-f32.gguf"));
+  check_round_trip(tokenizer_data_from_gguf(*gguf), "tiny_gguf");
+}
+
+TEST(TokenizerJsonWriter, SmolLM2GgufRoundTrip) {
+  const std::string path = test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
+  ARWKV_REQUIRE_FILE(path);
+  const auto gguf = GgufFile::open(path);
+  const TokenizerData data = tokenizer_data_from_gguf(*gguf);
+  ASSERT_EQ(data.pre_name, "smollm");
+  ASSERT_GT(data.merges.size(), 40000u);
+  check_round_trip(data, "smollm2");
+}
+
+}  // namespace
+}  // namespace arwkv
