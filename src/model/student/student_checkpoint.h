@@ -1,0 +1,49 @@
+// A student checkpoint directory on disk (SPEC §5): config.json ("model_type": "rwkv_hybrid") and
+// model.safetensors or model.safetensors.index.json + shards, with tokenizer.json alongside. Read
+// through SafetensorsSet directly (Checkpoint::open knows only teacher configs); the tensor set must
+// be exactly student_tensor_list(config) (a tied checkpoint may also carry lm_head.weight).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+#include "model/student/student_config.h"
+
+namespace arwkv {
+
+class SafetensorsSet;
+
+class StudentCheckpoint {
+ public:
+  // `path`: the directory, or its .safetensors / .safetensors.index.json file. Throws arwkv::Error
+  // naming the file for a missing or malformed config, a missing, misshapen or unexpected tensor.
+  static std::unique_ptr<StudentCheckpoint> open(const std::string& path);
+  ~StudentCheckpoint();
+
+  const std::string& path() const { return path_; }
+  const StudentConfig& config() const { return config_; }
+  bool has(const std::string& name) const;
+  HostTensor load(const std::string& name) const;  // fp32, whatever the stored dtype
+  std::string tokenizer_json_path() const { return tokenizer_; }  // empty when absent
+
+ private:
+  StudentCheckpoint() = default;
+
+  std::string path_, tokenizer_;
+  StudentConfig config_;
+  std::unique_ptr<SafetensorsSet> set_;
+};
+
+// True when `path` is a student checkpoint directory (or a file in one): its config.json says
+// rwkv_hybrid. Lets callers choose between Checkpoint::open and StudentCheckpoint::open.
+bool is_student_checkpoint(const std::string& path);
+
+// Writes config.json and model.safetensors into `dir` (created if needed), taking each tensor of
+// student_tensor_list(config) from `get`, stored as `stored`; a wrong shape throws.
+void write_student_checkpoint(const std::string& dir, const StudentConfig& config,
+                              const std::function<HostTensor(const TensorSpec&)>& get,
+                              DType stored = DType::F32);
+
+}  // namespace arwkv
