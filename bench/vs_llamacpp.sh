@@ -12,7 +12,8 @@
 # Environment: THREADS (default: nproc), REPS (repetitions of each case, default 5), N_GEN (decode
 # tokens per repetition, default 32), BUILD_DIR (our build, default build-bench), MODEL (default
 # models/SmolLM2-135M-Instruct.F32.gguf, made by scripts/build_llamacpp.sh), LLAMA_BENCH_ARGS
-# (extra llama-bench arguments), OUT_DIR (keep the raw JSON results there). Needs jq.
+# (extra llama-bench arguments), NO_BUILD (set: use the bench_teacher already built), OUT_DIR
+# (keep the raw JSON results there). Needs jq.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,9 +30,11 @@ model=${MODEL:-}
 if [[ -z $model ]]; then model=$(scripts/build_llamacpp.sh); fi
 [[ -f $model ]] || { echo "vs_llamacpp: no model at $model" >&2; exit 1; }
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARWKV_BUILD_TESTS=OFF \
-  -DARWKV_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" --target bench_teacher -j2 >&2
+if [[ -z ${NO_BUILD:-} ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DARWKV_BUILD_TESTS=OFF \
+    -DARWKV_BUILD_BENCH=ON >/dev/null
+  cmake --build "$build" --target bench_teacher -j2 >&2
+fi
 
 llama_args=(-m "$model" -t "$threads" -r 1 ${LLAMA_BENCH_ARGS:-} -o json)
 ours_args=(--model="$model" --threads="$threads" --n_gen="$n_gen" --benchmark_format=json)
@@ -46,10 +49,11 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ -n ${OUT_DIR:-} ]]; then mkdir -p "$OUT_DIR" && cp "$work"/*.json "$OUT_DIR"/; fi
 
-# "mean stddev" of a JSON array of samples.
-stats='(add / length) as $m
-  | (if length > 1 then (map((. - $m) * (. - $m)) | add / (length - 1) | sqrt) else 0 end) as $s
-  | "\($m) \($s)"'
+# "median best" of a JSON array of samples. The machine is shared: a repetition that another
+# program disturbed is slow, so the median and the best say more than a mean would.
+stats='sort | (length / 2 | floor) as $h
+  | (if length % 2 == 1 then .[$h] else (.[$h - 1] + .[$h]) / 2 end) as $median
+  | "\($median) \(max)"'
 llama() {  # n_prompt n_gen n_depth
   jq -rs --argjson p "$1" --argjson g "$2" --argjson d "$3" \
     "[.[][] | select(.n_prompt == \$p and .n_gen == \$g and .n_depth == \$d) | .avg_ts] | $stats" \
@@ -60,21 +64,21 @@ ours() {  # benchmark name
     "[.[].benchmarks[] | select((.run_name | sub(\"/real_time$\"; \"\")) == \$n) | .tokens_per_second]
      | $stats" "$work"/ours_*.json
 }
-row() {  # label "llama_mean llama_sd" "ours_mean ours_sd"
-  read -r lm ls <<<"$2"
-  read -r om os <<<"$3"
-  awk -v label="$1" -v lm="$lm" -v ls="$ls" -v om="$om" -v os="$os" 'BEGIN {
-    printf "| %s | %.1f ± %.1f | %.1f ± %.1f | %.2f |\n", label, lm, ls, om, os, om / lm }'
+row() {  # label "llama_median llama_best" "ours_median ours_best"
+  read -r lm lb <<<"$2"
+  read -r om ob <<<"$3"
+  awk -v label="$1" -v lm="$lm" -v lb="$lb" -v om="$om" -v ob="$ob" 'BEGIN {
+    printf "| %s | %.1f (%.1f) | %.1f (%.1f) | %.2f (%.2f) |\n", label, lm, lb, om, ob, om / lm, ob / lb }'
 }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 commit=$(jq -r '.[0].build_commit' "$work/llama_pp_1.json")
 echo
 echo "SmolLM2-135M-Instruct, F32 weights (KV cache: llama.cpp f16, arwkv fp32); $threads threads on $cpu;"
-echo "llama.cpp $commit (llama-cpp-python 0.3.16 vendor copy); $reps repetitions each, interleaved, mean ± stddev;"
+echo "llama.cpp $commit (llama-cpp-python 0.3.16 vendor copy); $reps repetitions each, interleaved;"
 echo "load average before: $load_before, after: $load_after."
 echo
-echo "| test | llama.cpp tokens/s | arwkv tokens/s | arwkv / llama.cpp |"
+echo "| test | llama.cpp tokens/s median (best) | arwkv tokens/s median (best) | arwkv / llama.cpp |"
 echo "|---|---:|---:|---:|"
 row "prefill T=128" "$(llama 128 0 0)" "$(ours prefill/T:128)"
 row "prefill T=1024" "$(llama 1024 0 0)" "$(ours prefill/T:1024)"
