@@ -8,5 +8,6 @@ namespace arwkv::cli {
 void add_info(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
+void add_eval(CLI::App& app);
 
 }  // namespace arwkv::cli

@@ -1,0 +1,116 @@
+#include "eval/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+
+namespace arwkv {
+
+double EvalResult::perplexity() const { return std::exp(nll); }
+double EvalResult::teacher_perplexity() const { return std::exp(teacher_nll); }
+
+void log_softmax(const float* logits, int64_t V, double* out) {
+  double mx = -INFINITY;
+  for (int64_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(logits[v]));
+  double sum = 0.0;
+  for (int64_t v = 0; v < V; ++v) sum += std::exp(logits[v] - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t v = 0; v < V; ++v) out[v] = logits[v] - lse;
+}
+
+double kl_divergence(const double* logp, const double* logq, int64_t V) {
+  double kl = 0.0;
+  for (int64_t v = 0; v < V; ++v) kl += std::exp(logp[v]) * (logp[v] - logq[v]);
+  return kl;
+}
+
+namespace {
+
+int64_t argmax_row(const double* row, int64_t V) { return std::max_element(row, row + V) - row; }
+
+// Windows [begin, end) over ids, each of at least two tokens.
+std::vector<std::pair<int64_t, int64_t>> windows(std::span<const int32_t> ids, const EvalOptions& opt) {
+  if (opt.window < 2) fail("evaluation window must be at least 2 tokens, got {}", opt.window);
+  int64_t n = static_cast<int64_t>(ids.size());
+  if (opt.max_tokens > 0) n = std::min(n, opt.max_tokens + 1);
+  std::vector<std::pair<int64_t, int64_t>> w;
+  for (int64_t b = 0; b + 1 < n; b += opt.window) w.emplace_back(b, std::min(n, b + opt.window));
+  if (w.empty()) fail("evaluation needs at least 2 tokens of text, got {}", n);
+  return w;
+}
+
+int64_t scored(const std::vector<std::pair<int64_t, int64_t>>& w) {
+  int64_t n = 0;
+  for (auto [b, e] : w) n += e - b - 1;
+  return n;
+}
+
+}  // namespace
+
+EvalResult evaluate(const LanguageModel& model, std::span<const int32_t> ids, const EvalOptions& opt) {
+  auto wins = windows(ids, opt);
+  const int64_t total = scored(wins);
+  EvalResult r;
+  double nll = 0.0;
+  for (auto [b, e] : wins) {
+    auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
+    HostTensor logits = model.logits(seq);
+    const int64_t V = logits.shape[1];
+#pragma omp parallel reduction(+ : nll)
+    {
+      std::vector<double> logp(static_cast<size_t>(V));
+#pragma omp for
+      for (int64_t t = 0; t < e - b - 1; ++t) {
+        log_softmax(logits.values.data() + t * V, V, logp.data());
+        nll -= logp[static_cast<size_t>(seq[static_cast<size_t>(t + 1)])];
+      }
+    }
+    r.tokens += e - b - 1;
+    if (opt.progress) opt.progress(r.tokens, total);
+  }
+  r.nll = nll / static_cast<double>(r.tokens);
+  return r;
+}
+
+EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, std::span<const int32_t> ids,
+                   const EvalOptions& opt) {
+  if (teacher.config().vocab_size != student.config().vocab_size)
+    fail("teacher and student vocabularies differ ({} vs {} tokens)", teacher.config().vocab_size,
+         student.config().vocab_size);
+  auto wins = windows(ids, opt);
+  const int64_t total = scored(wins);
+  EvalResult r;
+  double nll_s = 0.0, nll_t = 0.0, kl = 0.0;
+  int64_t agree = 0;
+  for (auto [b, e] : wins) {
+    auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
+    HostTensor lt = teacher.logits(seq), ls = student.logits(seq);
+    const int64_t V = lt.shape[1];
+#pragma omp parallel reduction(+ : nll_s, nll_t, kl, agree)
+    {
+      std::vector<double> logp(static_cast<size_t>(V)), logq(static_cast<size_t>(V));
+#pragma omp for
+      for (int64_t t = 0; t < e - b - 1; ++t) {
+        log_softmax(lt.values.data() + t * V, V, logp.data());
+        log_softmax(ls.values.data() + t * V, V, logq.data());
+        const auto next = static_cast<size_t>(seq[static_cast<size_t>(t + 1)]);
+        nll_t -= logp[next];
+        nll_s -= logq[next];
+        kl += kl_divergence(logp.data(), logq.data(), V);
+        agree += argmax_row(logp.data(), V) == argmax_row(logq.data(), V);
+      }
+    }
+    r.tokens += e - b - 1;
+    if (opt.progress) opt.progress(r.tokens, total);
+  }
+  const double n = static_cast<double>(r.tokens);
+  r.nll = nll_s / n;
+  r.teacher_nll = nll_t / n;
+  r.mean_kl = kl / n;
+  r.top1_agreement = static_cast<double>(agree) / n;
+  return r;
+}
+
+}  // namespace arwkv

@@ -1,0 +1,89 @@
+// Held-out metrics against direct computations from the models' logits: perplexity, mean KL and
+// top-1 agreement, window by window.
+#include <cmath>
+
+#include "backend/ops.h"
+#include "eval/compare.h"
+#include "formats/checkpoint.h"
+#include "model/teacher/teacher.h"
+#include "test_util.h"
+
+using namespace arwkv;
+
+namespace {
+
+struct Loaded {
+  std::unique_ptr<Checkpoint> ck;
+  std::unique_ptr<Teacher> model;
+};
+
+Loaded load(const std::string& name, Ops& ops) {
+  Loaded l;
+  l.ck = Checkpoint::open(test::data_path("teacher/" + name));
+  l.model = std::make_unique<Teacher>(*l.ck, ops);
+  return l;
+}
+
+// Softmax of one row in long double, written independently of eval/compare.cpp.
+std::vector<long double> probs(const float* row, int64_t V) {
+  long double mx = row[0], sum = 0;
+  for (int64_t v = 0; v < V; ++v) mx = std::max<long double>(mx, row[v]);
+  std::vector<long double> p(static_cast<size_t>(V));
+  for (int64_t v = 0; v < V; ++v) sum += p[static_cast<size_t>(v)] = std::exp(row[v] - mx);
+  for (auto& x : p) x /= sum;
+  return p;
+}
+
+std::vector<int32_t> random_ids(size_t n, int32_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab));
+  return ids;
+}
+
+}  // namespace
+
+TEST(Eval, MetricsEqualDirectComputation) {
+  auto ops = make_cpu_ops();
+  Loaded a = load("qwen2_tiny", *ops), b = load("llama_tiny", *ops);
+  const auto V = a.model->config().vocab_size;
+  std::vector<int32_t> ids = random_ids(45, static_cast<int32_t>(V), 11);
+  EvalOptions opt;
+  opt.window = 16;  // windows [0,16) [16,32) [32,45)
+
+  long double nll_a = 0, nll_b = 0, kl = 0;
+  int64_t n = 0, agree = 0;
+  for (size_t start = 0; start + 1 < ids.size(); start += 16) {
+    std::span<const int32_t> w(ids.data() + start, std::min<size_t>(16, ids.size() - start));
+    HostTensor la = a.model->forward(w), lb = b.model->forward(w);
+    for (size_t t = 0; t + 1 < w.size(); ++t, ++n) {
+      auto p = probs(la.values.data() + t * V, V), q = probs(lb.values.data() + t * V, V);
+      nll_a -= std::log(p[static_cast<size_t>(w[t + 1])]);
+      nll_b -= std::log(q[static_cast<size_t>(w[t + 1])]);
+      for (int64_t v = 0; v < V; ++v) kl += p[static_cast<size_t>(v)] * std::log(p[static_cast<size_t>(v)] / q[static_cast<size_t>(v)]);
+      agree += std::max_element(p.begin(), p.end()) - p.begin() == std::max_element(q.begin(), q.end()) - q.begin();
+    }
+  }
+  EvalResult single = evaluate(*a.model, ids, opt);
+  EXPECT_EQ(single.tokens, n);
+  EXPECT_NEAR(single.perplexity(), std::exp(static_cast<double>(nll_a / n)), 1e-6 * single.perplexity());
+
+  EvalResult r = compare(*a.model, *b.model, ids, opt);
+  EXPECT_EQ(r.tokens, 15 + 15 + 12);
+  EXPECT_NEAR(r.teacher_perplexity(), std::exp(static_cast<double>(nll_a / n)), 1e-6 * r.teacher_perplexity());
+  EXPECT_NEAR(r.perplexity(), std::exp(static_cast<double>(nll_b / n)), 1e-6 * r.perplexity());
+  EXPECT_GT(r.mean_kl, 0.0);
+  EXPECT_NEAR(r.mean_kl, static_cast<double>(kl / n), 1e-6);
+  EXPECT_DOUBLE_EQ(r.top1_agreement, static_cast<double>(agree) / n);
+
+  EvalResult self = compare(*a.model, *a.model, ids, opt);
+  EXPECT_NEAR(self.mean_kl, 0.0, 1e-9);
+  EXPECT_DOUBLE_EQ(self.top1_agreement, 1.0);
+}
+
+TEST(Eval, TooLittleTextIsAnError) {
+  auto ops = make_cpu_ops();
+  Loaded a = load("qwen2_tiny", *ops);
+  std::vector<int32_t> one = {5};
+  EXPECT_THROW(evaluate(*a.model, one, EvalOptions{}), Error);
+}
