@@ -24,6 +24,16 @@ struct AttentionArgs {
   float scale = 0.0f;      // 0 means 1/sqrt(head_dim)
 };
 
+// Arguments of Ops::wkv7_prepare: all [R, C] unless noted (R token rows, C = H·N).
+struct Wkv7PrepareArgs {
+  Tensor w, a, b;             // outputs: decay, −kk and kk ⊙ iclr (the a and b of wkv7_forward)
+  Tensor k, v;                // key and value, updated in place
+  Tensor w_logit, a_logit;    // w0 + tanh(x_w·w1)·w2 and a0 + (x_a·a1)·a2
+  Tensor v_first, v_logit;    // v_first and v0 + (x_v·v1)·v2; both empty: no value residual
+  Tensor k_k, k_a;            // [C]
+  int head_size = 64;         // N
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -70,6 +80,29 @@ class Ops {
   // One token per sequence: r, w, k, v, a, b, y [B, C]; wkv7_forward with T = 1 and no reset.
   virtual void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a,
                            Tensor b) = 0;
+
+  // ---- Student time mixing (SPEC §3): the element-wise steps around the WKV-7 recurrence ---------
+  // Token shift and lerp: for x [B, T, C] and P mixes mix [P, C] (x_r, x_w, ... stacked),
+  //   out[p, b, t] = x[b, t] + (prev[b, t] − x[b, t]) ⊙ mix[p]        out: [P, B, T, C]
+  // with prev[b, t] = x[b, t−1], x_prev[b] at t = 0, and zero where reset[b, t] != 0 (a document
+  // starts at t). Then x_prev [B, C] becomes x[b, T−1]. reset: I32 [B, T], or empty for none.
+  virtual void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) = 0;
+  // Element-wise y = tanh(x), y = 1 / (1 + exp(−x)); y may alias x.
+  virtual void tanh(Tensor y, Tensor x) = 0;
+  virtual void sigmoid(Tensor y, Tensor x) = 0;
+  // Per row, from the LoRA outputs to the inputs of wkv7_forward:
+  //   w = exp(−e^−0.5 · sigmoid(w_logit));   iclr = sigmoid(a_logit)
+  //   v ← v + (v_first − v) ⊙ sigmoid(v_logit)                  (only with v_first)
+  //   kk = k ⊙ k_k, L2-normalised within each head of N (x / max(‖x‖, 1e-12))
+  //   k ← k ⊙ (1 + (iclr − 1) ⊙ k_a);   a = −kk;   b = kk ⊙ iclr
+  virtual void wkv7_prepare(const Wkv7PrepareArgs& args) = 0;
+  // In place on the WKV output y [R, C], per row and head h of N = r_k.dim(1) channels:
+  //   y ← GroupNorm(y) ⊙ ln_w + ln_b  (mean and biased variance over the head, eps; when ln_w is set)
+  //   y ← y + (Σ_j r_j·k_j·r_k[h, j]) · v                                  (the "bonus")
+  //   y ← y ⊙ g                                                            (when g is set)
+  // r, k, v, g: [R, C]; r_k [H, N]; ln_w, ln_b [C]; g, ln_w, ln_b may be empty.
+  virtual void wkv7_output(Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g, Tensor ln_w,
+                           Tensor ln_b, float eps) = 0;
 };
 
 // The scalar reference (double accumulation) and the fast CPU backend (OpenBLAS + OpenMP).

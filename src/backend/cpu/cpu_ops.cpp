@@ -14,10 +14,12 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/cpu/student_ops.h"
 #include "backend/cpu/wkv7.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/vec_math.h"
 #include "backend/op_checks.h"
+#include "backend/student_op_checks.h"
 #include "backend/ops.h"
 
 namespace arwkv {
@@ -189,6 +191,29 @@ class CpuOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
     cpu::wkv7_decode(y, state, r, w, k, v, a, b);
+  }
+
+  // Student time mixing (ops.h), in student_ops.cpp.
+  void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) override {
+    chk::token_shift(device(), out, x, x_prev, mix, reset);
+    cpu::token_shift(out, x, x_prev, mix, reset);
+  }
+  void tanh(Tensor y, Tensor x) override {
+    chk::unary("tanh", device(), y, x);
+    cpu::tanh(y, x);
+  }
+  void sigmoid(Tensor y, Tensor x) override {
+    chk::unary("sigmoid", device(), y, x);
+    cpu::sigmoid(y, x);
+  }
+  void wkv7_prepare(const Wkv7PrepareArgs& a) override {
+    chk::wkv7_prepare(device(), a);
+    cpu::wkv7_prepare(a);
+  }
+  void wkv7_output(Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g, Tensor ln_w, Tensor ln_b,
+                   float eps) override {
+    chk::wkv7_output(device(), y, r, k, v, r_k, g, ln_w, ln_b);
+    cpu::wkv7_output(y, r, k, v, r_k, g, ln_w, ln_b, eps);
   }
 };
 

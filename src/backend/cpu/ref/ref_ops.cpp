@@ -5,8 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/ref/student_ops_ref.h"
 #include "backend/cpu/ref/wkv7_ref.h"
 #include "backend/op_checks.h"
+#include "backend/student_op_checks.h"
 #include "backend/ops.h"
 
 namespace arwkv {
@@ -137,6 +139,29 @@ class ReferenceOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
     ref::wkv7_decode(y, state, r, w, k, v, a, b);
+  }
+
+  // Student time mixing (ops.h), in student_ops_ref.cpp.
+  void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) override {
+    chk::token_shift(device(), out, x, x_prev, mix, reset);
+    ref::token_shift(out, x, x_prev, mix, reset);
+  }
+  void tanh(Tensor y, Tensor x) override {
+    chk::unary("tanh", device(), y, x);
+    ref::tanh(y, x);
+  }
+  void sigmoid(Tensor y, Tensor x) override {
+    chk::unary("sigmoid", device(), y, x);
+    ref::sigmoid(y, x);
+  }
+  void wkv7_prepare(const Wkv7PrepareArgs& a) override {
+    chk::wkv7_prepare(device(), a);
+    ref::wkv7_prepare(a);
+  }
+  void wkv7_output(Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g, Tensor ln_w, Tensor ln_b,
+                   float eps) override {
+    chk::wkv7_output(device(), y, r, k, v, r_k, g, ln_w, ln_b);
+    ref::wkv7_output(y, r, k, v, r_k, g, ln_w, ln_b, eps);
   }
 };
 
