@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "infer/generate.h"
 #include "infer/loaded_model.h"
+#include "infer/state_file.h"
 #include "tokenizer/chat.h"
 
 namespace arwkv::cli {
@@ -19,6 +20,7 @@ struct RunOptions {
   std::string model;
   std::string prompt;
   std::string system;
+  std::string state_in, state_out;
   int n = 256;
   int64_t ctx = 4096;
   bool quiet = false;
@@ -45,7 +47,7 @@ void print_stats(const GenerateStats& s, bool quiet) {
 
 // Generates from prompt ids into state, streaming the text to stdout.
 GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::vector<int32_t>& prompt,
-                           const RunOptions& o) {
+                           const RunOptions& o, std::vector<float>* logits) {
   GenerateOptions g;
   g.max_new_tokens = o.n;
   g.sampler = o.sampler;
@@ -55,19 +57,26 @@ GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::v
     std::fputs(decoder.push(id).c_str(), stdout);
     std::fflush(stdout);
     return true;
-  });
+  }, logits);
   std::fputs(decoder.flush().c_str(), stdout);
   std::fflush(stdout);
   return stats;
 }
 
+// With --state-in the prompt (which may then be empty) continues a saved state; with --state-out
+// the state after the last generated token is saved.
 void run_generate(const RunOptions& o) {
+  if (o.prompt.empty() && o.state_in.empty()) fail("generate: give a prompt (-p) or a saved state (--state-in)");
   LoadedModel m = LoadedModel::open(o.model);
   std::vector<int32_t> prompt = m.tokenizer->encode(o.prompt);
-  auto state = m.model->new_state(static_cast<int64_t>(prompt.size()) + o.n + 1);
+  const int64_t held = o.state_in.empty() ? 0 : state_file_tokens(o.state_in);
+  auto state = m.model->new_state(held + static_cast<int64_t>(prompt.size()) + o.n + 1);
+  std::vector<float> logits;
+  if (!o.state_in.empty()) logits = load_state_file(o.state_in, *m.model, *state);
   std::fputs(o.prompt.c_str(), stdout);
-  GenerateStats stats = stream_reply(m, *state, prompt, o);
+  GenerateStats stats = stream_reply(m, *state, prompt, o, &logits);
   std::fputs("\n", stdout);
+  if (!o.state_out.empty()) save_state_file(o.state_out, *m.model, *state, logits);
   std::fflush(stdout);
   print_stats(stats, o.quiet);
 }
@@ -130,7 +139,9 @@ void add_generate(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Continue a prompt, streaming the text");
   add_sampling_options(cmd, *o);
-  cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
+  cmd->add_option("-p,--prompt", o->prompt, "Prompt text (may be empty with --state-in)");
+  cmd->add_option("--state-in", o->state_in, "Continue from a state saved by --state-out")->check(CLI::ExistingFile);
+  cmd->add_option("--state-out", o->state_out, "Save the whole model state after generating");
   cmd->callback([o] { run_generate(*o); });
 }
 

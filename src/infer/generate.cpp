@@ -23,14 +23,16 @@ double GenerateStats::decode_tokens_per_second() const {
 }
 
 GenerateStats generate(const LanguageModel& model, ModelState& state, std::span<const int32_t> prompt,
-                       const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token) {
-  if (prompt.empty()) fail("generate: the prompt has no tokens");
+                       const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token,
+                       std::vector<float>* logits_io) {
+  if (prompt.empty() && (!logits_io || logits_io->empty()))
+    fail("generate: nothing to continue from: the prompt has no tokens and no state was restored");
   GenerateStats stats;
   stats.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(opt.sampler);
 
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits = model.extend(state, prompt);
+  std::vector<float> logits = prompt.empty() ? *logits_io : model.extend(state, prompt);
   stats.prefill_seconds = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -49,6 +51,7 @@ GenerateStats generate(const LanguageModel& model, ModelState& state, std::span<
     logits = model.extend(state, next);
   }
   stats.decode_seconds = seconds_since(t0);
+  if (logits_io) *logits_io = std::move(logits);
   return stats;
 }
 

@@ -32,7 +32,10 @@ struct GenerateStats {
 
 // Feeds prompt into state, then samples. Afterwards state holds the prompt and every token passed
 // to on_token (a stop token is not fed), so a chat continues by feeding its closing tokens.
+// logits, when given: on entry, with an empty prompt, the logits of the state's last token (a
+// restored state's) to sample the first token from; on return, the logits after the last token fed.
 GenerateStats generate(const LanguageModel& model, ModelState& state, std::span<const int32_t> prompt,
-                       const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token);
+                       const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token,
+                       std::vector<float>* logits = nullptr);
 
 }  // namespace arwkv

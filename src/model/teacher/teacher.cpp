@@ -144,4 +144,24 @@ std::vector<float> Teacher::extend(ModelState& state, std::span<const int32_t> i
   return logits;
 }
 
+std::vector<StateTensor> TeacherState::tensors() {
+  std::vector<StateTensor> out;
+  const int64_t L = k.dim(0), kv_dim = k.dim(2);
+  for (int64_t l = 0; l < L; ++l) {
+    for (auto [name, cache] : {std::pair{"k", k}, std::pair{"v", v}}) {
+      Tensor rows = cache;
+      rows.data = static_cast<char*>(cache.data) + static_cast<size_t>(l * capacity * kv_dim) * sizeof(float);
+      rows.shape = Shape{n, kv_dim};
+      out.push_back({fmt::format("layers.{}.{}", l, name), rows});
+    }
+  }
+  return out;
+}
+
+void TeacherState::set_n_tokens(int64_t n_tokens) {
+  if (n_tokens < 0 || n_tokens > capacity)
+    fail("teacher: a state of {} tokens does not fit a context of {}", n_tokens, capacity);
+  n = n_tokens;
+}
+
 }  // namespace arwkv

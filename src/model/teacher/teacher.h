@@ -32,6 +32,7 @@ class Teacher final : public LanguageModel {
   ~Teacher() override;
 
   const ModelConfig& config() const override { return cfg_; }
+  Ops& ops() const override { return *ops_; }
   std::unique_ptr<ModelState> new_state(int64_t max_tokens) const override;
   std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const override;
   HostTensor logits(std::span<const int32_t> ids) const override { return forward(ids); }

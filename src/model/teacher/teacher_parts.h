@@ -28,6 +28,8 @@ class TeacherState final : public ModelState {
  public:
   int64_t n_tokens() const override { return n; }
   size_t memory_bytes() const override { return cache.size() + ws.buffer.size(); }
+  std::vector<StateTensor> tensors() override;
+  void set_n_tokens(int64_t n_tokens) override;
 
   Buffer cache;
   Tensor k, v;                 // [L, capacity, Hkv·d]
