@@ -9,5 +9,6 @@ void add_info(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_convert(CLI::App& app);
 
 }  // namespace arwkv::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   arwkv::cli::add_generate(app);
   arwkv::cli::add_chat(app);
   arwkv::cli::add_eval(app);
+  arwkv::cli::add_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
