@@ -105,3 +105,30 @@ TEST(Cli, SameSeedSameText) {
   ASSERT_EQ(a.status, 0) << a.output;
   EXPECT_EQ(a.output, b.output);
 }
+
+TEST(Cli, RestoredStateContinuesExactly) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  const std::string st = (fs::temp_directory_path() / "arwkv_cli_state.st").string();
+  const std::string base = "generate -m " + kTeacher + " --temperature 0 -q";
+  CliRun whole = run(base + " -p \"Once upon a time\" -n 12");
+  CliRun first = run(base + " -p \"Once upon a time\" -n 6 --state-out " + st);
+  CliRun rest = run(base + " -n 6 --state-in " + st);
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_EQ(rest.status, 0) << rest.output;
+  // Each run ends its text with a newline; the two halves joined are the whole.
+  EXPECT_EQ(first.output.substr(0, first.output.size() - 1) + rest.output.substr(0, rest.output.size() - 1) + "\n",
+            whole.output);
+
+  // A corrupted state file is refused, naming it.
+  {
+    std::fstream f(st, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x7f');
+  }
+  CliRun bad = run(base + " -n 2 --state-in " + st);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find(st), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("checksum"), std::string::npos) << bad.output;
+  fs::remove(st);
+}
