@@ -189,6 +189,8 @@ struct BackendCase {
   std::function<std::unique_ptr<Ops>()> make;
 };
 
+void PrintTo(const BackendCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<BackendCase> backends() { return {{"reference", make_reference_ops}, {"cpu", make_cpu_ops}}; }
 
 class Wkv7Test : public ::testing::TestWithParam<BackendCase> {
@@ -204,7 +206,8 @@ TEST_P(Wkv7Test, MatchesReference) {
   };
   const Case cases[] = {{1, 1200, 2, 64, Decay::high}, {1, 1200, 2, 64, Decay::low}, {1, 1000, 3, 64, Decay::mixed},
                         {3, 77, 5, 64, Decay::mixed},  {2, 50, 2, 16, Decay::mixed}, {2, 61, 3, 40, Decay::high},
-                        {1, 33, 2, 7, Decay::low},     {1, 1, 9, 64, Decay::mixed}};
+                        {1, 33, 2, 7, Decay::low},     {1, 1, 9, 64, Decay::mixed},
+                        {1, 40, 2, 128, Decay::mixed}, {2, 45, 2, 96, Decay::low}};
   uint64_t seed = 1;
   for (const Case& c : cases) {
     const Inputs in = make_inputs(c.B, c.T, c.H, c.N, c.decay, seed++);
