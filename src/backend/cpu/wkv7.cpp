@@ -39,7 +39,10 @@ struct Seq {
   int64_t B, T, C, H, N;
 };
 
-// Sixteen fp32 lanes as a GCC/Clang vector type: one AVX-512 register, two AVX2 ones.
+// Sixteen fp32 lanes as a GCC/Clang vector type: one AVX-512 register, two AVX2 ones. Values of
+// this type never cross a function boundary outside this file, so GCC's note that their calling
+// convention depends on AVX-512 (in builds without -march=native) does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 using vf16 = float __attribute__((vector_size(64)));
 
 inline vf16 load16(const float* p) {
