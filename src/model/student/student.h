@@ -1,0 +1,80 @@
+// The student (SPEC §3): the teacher's decoder with the softmax attention of every layer in
+// wkv_layers replaced by RWKV-7 time mixing; the other ("hybrid") layers keep the teacher's attention.
+//   x = embed(ids); per layer: x += TimeMix(RMSNorm(x)) (or Attn); x += MLP(RMSNorm(x));
+//   logits = head(RMSNorm(x))
+// It runs as a true RNN: a StudentState carries, per time-mix layer, the WKV state S [H, N, N] and
+// the last normed input x_prev [C] (plus a KV cache for hybrid layers). Two forms of the same math:
+//   - forward(): a whole sequence in one pass (wkv7_forward), optionally continuing a state, with
+//     packed documents (doc_ids): where a document starts, S and x_prev restart from zero, and a
+//     hybrid layer's tokens attend only within their document;
+//   - extend() (LanguageModel): prefill in whole-sequence chunks, one token by the decode form
+//     (wkv7_decode). Memory is constant for a pure time-mix student.
+// Not thread-safe: one caller at a time (the backend keeps scratch memory).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/ops.h"
+#include "model/language_model.h"
+#include "model/student/student_config.h"
+
+namespace arwkv {
+
+class StudentCheckpoint;
+class StudentState;
+
+// Per layer l, [T, C]: the time-mix (or kept attention) output before the residual add.
+struct StudentCapture {
+  std::vector<HostTensor> mix_output;
+};
+
+class Student final : public LanguageModel {
+ public:
+  // Reads every tensor of student_tensor_list(config) into one backend buffer.
+  Student(const StudentCheckpoint& checkpoint, Ops& ops);
+  ~Student() override;
+
+  const StudentConfig& student_config() const { return cfg_; }
+  const ModelConfig& config() const override { return cfg_.base; }
+  Ops& ops() const override { return *ops_; }
+  // max_tokens bounds the KV cache of hybrid layers; a pure time-mix student ignores it.
+  std::unique_ptr<ModelState> new_state(int64_t max_tokens) const override;
+  std::vector<float> extend(ModelState& state, std::span<const int32_t> ids) const override;
+  HostTensor logits(std::span<const int32_t> ids) const override { return forward(ids); }
+
+  // Logits [T, V] of every token. doc_ids (optional, one per token): a run of equal ids is one
+  // document. With a state, the pass continues it (the first document carries on from it) and
+  // leaves it holding the end of the sequence; without one it starts from zero.
+  HostTensor forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
+                     ModelState* state = nullptr, StudentCapture* capture = nullptr) const;
+
+  size_t weight_bytes() const;
+
+  struct Layer;
+  struct Workspace;
+
+ private:
+  void run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, StudentCapture* capture) const;
+  void time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T, bool reset) const;
+  void attention_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T) const;
+  void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
+  void lora(Tensor out, Tensor x, Tensor first, Tensor second, const Tensor* bias, Workspace& ws,
+            void (Ops::*activation)(Tensor, Tensor)) const;
+  void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;
+  // Uploads ids, positions, first keys and resets of T tokens continuing state s.
+  bool upload_tokens(Workspace& ws, StudentState& s, std::span<const int32_t> ids,
+                     std::span<const int32_t> doc_ids) const;
+  Workspace make_workspace(int64_t rows, int64_t logit_rows) const;
+
+  StudentConfig cfg_;
+  Ops* ops_;
+  Buffer weights_;
+  Tensor embed_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+  int n_planes_ = 6;   // token-shift mixes: r, w, k, v, a (, g)
+  int64_t max_rank_ = 0;
+};
+
+}  // namespace arwkv
