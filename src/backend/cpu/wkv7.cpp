@@ -26,9 +26,11 @@ namespace arwkv::cpu {
 namespace {
 
 constexpr int kRows = 64;  // rows of the state per task
-// Decode splits over (sequence, head) from 4 heads of 64 on: a head takes ~0.4 us, about what a
-// fork/join of a warm OpenMP pool costs.
-constexpr int64_t kDecodeParallelMin = 4 * 64 * 64;
+// Decode splits over (sequence, head) only from 32 heads of 64 on. A head takes ~0.4 us; on an
+// idle machine two threads already win from 4 heads (9 heads: 2.4 instead of 3.6 us), but when the
+// cores are shared a fork/join can wait a whole scheduler slice (measured: 8 ms instead of 4 us),
+// and one layer's decode is a small part of a token's time anyway.
+constexpr int64_t kDecodeParallelMin = 32 * 64 * 64;
 
 // Views of the inputs shared by every task of one call.
 struct Seq {
