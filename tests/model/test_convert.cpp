@@ -283,6 +283,20 @@ TEST_F(ConvertTest, GgufTeacherGetsATokenizerJson) {
             file_bytes(teacher_dir("llama_tiny/generation_config.json")));
 }
 
+std::string fake_teacher(const fs::path& dir, const json& config);
+json small_config();
+
+TEST_F(ConvertTest, HfTeacherTokenizerIsCopied) {
+  const fs::path teacher = root_ / "teachers" / "with_tokenizer";
+  fake_teacher(teacher, small_config());
+  const std::string tokenizer = test::data_path("tokenizer/tiny_tokenizer.json");
+  fs::copy_file(tokenizer, teacher / "tokenizer.json");
+  const ConvertReport report = convert(teacher.string(), "copied", InitKind::Arwkv);
+  EXPECT_NE(report.tokenizer.find("copied"), std::string::npos) << report.tokenizer;
+  EXPECT_EQ(file_bytes(dir("copied") + "/tokenizer.json"), file_bytes(tokenizer));
+  EXPECT_EQ(StudentCheckpoint::open(dir("copied"))->tokenizer_json_path(), dir("copied") + "/tokenizer.json");
+}
+
 // A teacher directory with this config.json and zero weights of the tensor list of the same config
 // read as a Llama.
 std::string fake_teacher(const fs::path& dir, const json& config) {
