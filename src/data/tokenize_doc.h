@@ -1,0 +1,37 @@
+// Token ids of one training document. Plain text is encoded as text (special-token strings in it
+// stay ordinary text). A chat is rendered with the model's ChatML template and encoded with special
+// tokens on; its mask marks the tokens of each assistant turn's content and closing <|im_end|> (not
+// the `<|im_start|>assistant\n` header, not the newline after <|im_end|>, not other turns). A token
+// that straddles the edge of an assistant span counts as inside it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+namespace arwkv {
+
+struct TokenizedDocument {
+  std::vector<int32_t> ids;
+  std::vector<uint8_t> mask;  // per token for chats; empty for plain text
+};
+
+TokenizedDocument tokenize_text(const Tokenizer& tokenizer, const std::string& text);
+
+// Throws arwkv::Error naming source when the template is not ChatML or the mask cannot be aligned
+// with the tokens (text that tokenization does not reproduce byte for byte).
+TokenizedDocument tokenize_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                                const std::string& source);
+
+// The rendered chat and the byte ranges [begin, end) of its assistant spans (content + <|im_end|>).
+struct RenderedChat {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> assistant_spans;
+};
+RenderedChat render_chat(const TokenizerData& data, const std::vector<ChatMessage>& messages,
+                         const std::string& source);
+
+}  // namespace arwkv
