@@ -69,6 +69,22 @@ class TimedOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     timed("wkv7_decode", 0, [&] { inner_.wkv7_decode(y, state, r, w, k, v, a, b); });
   }
+  void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) override {
+    timed("token_shift", 0, [&] { inner_.token_shift(out, x, x_prev, mix, reset); });
+  }
+  void tanh(Tensor y, Tensor x) override {
+    timed("tanh", 0, [&] { inner_.tanh(y, x); });
+  }
+  void sigmoid(Tensor y, Tensor x) override {
+    timed("sigmoid", 0, [&] { inner_.sigmoid(y, x); });
+  }
+  void wkv7_prepare(const Wkv7PrepareArgs& args) override {
+    timed("wkv7_prepare", 0, [&] { inner_.wkv7_prepare(args); });
+  }
+  void wkv7_output(Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g, Tensor ln_w, Tensor ln_b,
+                   float eps) override {
+    timed("wkv7_output", 0, [&] { inner_.wkv7_output(y, r, k, v, r_k, g, ln_w, ln_b, eps); });
+  }
 
   void reset() { entries_.clear(); }
   const std::map<std::string, Entry>& entries() const { return entries_; }
