@@ -10,5 +10,7 @@ void add_generate(CLI::App& app);
 void add_chat(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_convert(CLI::App& app);
+void add_data(CLI::App& app);
+void add_chatgen(CLI::App& app);
 
 }  // namespace arwkv::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   arwkv::cli::add_chat(app);
   arwkv::cli::add_eval(app);
   arwkv::cli::add_convert(app);
+  arwkv::cli::add_data(app);
+  arwkv::cli::add_chatgen(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,8 +4,10 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "core/error.h"
+#include "formats/checkpoint.h"
 
 namespace arwkv {
 
@@ -67,6 +69,14 @@ TokenizedDocument tokenize_chat(const Tokenizer& tokenizer, const std::vector<Ch
     fail("{}: the tokens of the rendered chat are {} bytes long, the text {}: the assistant mask cannot be aligned",
          source, pos, chat.text.size());
   return doc;
+}
+
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.ends_with(".json")) return std::make_unique<Tokenizer>(load_tokenizer_json(path));
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "tokenizer.json"))
+    return std::make_unique<Tokenizer>(load_tokenizer_json((fs::path(path) / "tokenizer.json").string()));
+  return load_tokenizer(*Checkpoint::open(path));
 }
 
 }  // namespace arwkv

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,9 @@ struct RenderedChat {
 };
 RenderedChat render_chat(const TokenizerData& data, const std::vector<ChatMessage>& messages,
                          const std::string& source);
+
+// The tokenizer of any model path: a tokenizer.json file, a directory holding one (an HF or
+// student checkpoint), or whatever Checkpoint::open reads (a GGUF file's metadata).
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path);
 
 }  // namespace arwkv

@@ -1,0 +1,180 @@
+// arwkv data: tokenize a corpus into a training-data directory; arwkv chatgen: make chat data by
+// letting a model (the instruct teacher) answer a file of prompts.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "data/data_writer.h"
+#include "data/tokenize_doc.h"
+#include "infer/generate.h"
+#include "infer/loaded_model.h"
+#include "tokenizer/chat.h"
+
+namespace arwkv::cli {
+
+namespace {
+
+struct DataCli {
+  std::string tokenizer;
+  DataOptions opt;
+};
+
+void print_split(const char* name, const DataSplitInfo& s) {
+  fmt::print("{:<6} {:>9} documents {:>12} tokens  ({} chat documents, {} shards)\n", name, s.n_documents,
+             s.n_tokens, s.n_chat_documents, s.shards.size());
+}
+
+void run_data(DataCli& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::unique_ptr<Tokenizer> tok = open_tokenizer(o.tokenizer);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  o.opt.progress = [](const DataProgress& p) {
+    std::fprintf(stderr, "\rdata: %lld documents, %lld tokens, %.1f MB read   ", static_cast<long long>(p.documents),
+                 static_cast<long long>(p.tokens), p.bytes / 1e6);
+    std::fflush(stderr);
+  };
+  const DataReport r = build_dataset(*tok, o.opt);
+  std::fputs("\r", stderr);
+  const DataManifest& m = r.manifest;
+  const int64_t tokens = m.train.n_tokens + m.val.n_tokens;
+  fmt::print("wrote {}\n", o.opt.out);
+  print_split("train", m.train);
+  print_split("val", m.val);
+  fmt::print("tokenizer {} ({} tokens, {}), loaded in {:.2f} s\n", m.tokenizer.source, m.tokenizer.vocab_size,
+             m.tokenizer.vocab_hash, load_s);
+  fmt::print("{:.1f} MB of text, {} tokens in {:.2f} s: {:.0f} tokens/s\n", r.text_bytes / 1e6, tokens, r.seconds,
+             tokens / std::max(r.seconds, 1e-9));
+}
+
+struct ChatgenCli {
+  std::string model, prompts, out, system;
+  int n = 256;
+  int64_t limit = 0;
+  bool keep_truncated = false;
+  SamplerOptions sampler;
+};
+
+std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open the prompts file", path);
+  std::vector<std::string> prompts;
+  std::string line;
+  while (std::getline(in, line) && (limit <= 0 || static_cast<int64_t>(prompts.size()) < limit)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) prompts.push_back(line);
+  }
+  if (prompts.empty()) fail("{}: no prompts (one per line)", path);
+  return prompts;
+}
+
+// The model's reply to one conversation, and whether it ended on a stop token.
+std::pair<std::string, bool> reply_to(const LoadedModel& m, const std::vector<ChatMessage>& msgs,
+                                      const ChatgenCli& o, uint64_t seed, GenerateStats& stats) {
+  const std::vector<int32_t> prompt = m.tokenizer->encode(apply_chat_template(m.tokenizer->data(), msgs, true));
+  auto state = m.model->new_state(static_cast<int64_t>(prompt.size()) + o.n + 1);
+  GenerateOptions g;
+  g.max_new_tokens = o.n;
+  g.sampler = o.sampler;
+  g.sampler.seed = seed;
+  g.stop_ids = m.stop_ids();
+  IncrementalDecoder decoder(*m.tokenizer);
+  std::string reply;
+  stats = generate(*m.model, *state, prompt, g, [&](int32_t id) {
+    reply += decoder.push(id);
+    return true;
+  });
+  reply += decoder.flush();
+  return {reply, stats.stopped};
+}
+
+// Each prompt's reply is sampled with seed + its line index, so a run is reproducible prompt by
+// prompt. Lines go to OUT.partial as they are made; it is renamed onto OUT at the end.
+void run_chatgen(const ChatgenCli& o) {
+  const std::vector<std::string> prompts = read_prompts(o.prompts, o.limit);
+  LoadedModel m = LoadedModel::open(o.model);
+  const std::string partial = o.out + ".partial";
+  std::FILE* f = std::fopen(partial.c_str(), "wb");
+  if (!f) fail("{}: cannot create: {}", partial, std::strerror(errno));
+  int64_t kept = 0, truncated = 0, new_tokens = 0;
+  double seconds = 0.0;
+  try {
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::vector<ChatMessage> msgs;
+      if (!o.system.empty()) msgs.push_back({"system", o.system});
+      msgs.push_back({"user", prompts[i]});
+      GenerateStats stats;
+      auto [reply, stopped] = reply_to(m, msgs, o, o.sampler.seed + i, stats);
+      new_tokens += stats.new_tokens;
+      seconds += stats.prefill_seconds + stats.decode_seconds;
+      std::fprintf(stderr, "\rchatgen: %zu / %zu prompts, %.1f tokens/s   ", i + 1, prompts.size(),
+                   new_tokens / std::max(seconds, 1e-9));
+      std::fflush(stderr);
+      if (!stopped && !o.keep_truncated) {
+        ++truncated;
+        continue;
+      }
+      nlohmann::json messages = nlohmann::json::array();
+      msgs.push_back({"assistant", reply});
+      for (const ChatMessage& c : msgs) messages.push_back({{"role", c.role}, {"content", c.content}});
+      const std::string line = nlohmann::json{{"messages", messages}}.dump() + "\n";
+      if (std::fputs(line.c_str(), f) < 0 || std::fflush(f) != 0) fail("{}: write failed", partial);
+      ++kept;
+    }
+    if (std::fclose(f) != 0) fail("{}: write failed", partial);
+    f = nullptr;
+    std::filesystem::rename(partial, o.out);
+  } catch (...) {
+    if (f) std::fclose(f);
+    throw;
+  }
+  std::fputs("\n", stderr);
+  fmt::print("wrote {}: {} conversations ({} replies cut off at {} tokens left out), {} tokens at {:.1f} tokens/s\n",
+             o.out, kept, truncated, o.n, new_tokens, new_tokens / std::max(seconds, 1e-9));
+}
+
+}  // namespace
+
+void add_data(CLI::App& app) {
+  auto o = std::make_shared<DataCli>();
+  CLI::App* cmd = app.add_subcommand("data", "Tokenize a corpus into training data (shards, train/val split)");
+  cmd->add_option("--tokenizer", o->tokenizer, "Model whose tokenizer to use (.gguf, HF/student directory, tokenizer.json)")
+      ->required();
+  cmd->add_option("--out", o->opt.out, "Output data directory")->required();
+  cmd->add_option("inputs", o->opt.inputs, "Text files, directories, .jsonl files (text or chat messages); .gz too")
+      ->required();
+  cmd->add_option("--val-fraction", o->opt.val_fraction, "Fraction of the documents held out for validation")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->opt.seed, "Seed of the train/validation split")->capture_default_str();
+  cmd->add_option("--shard-tokens", o->opt.shard_tokens, "Tokens per shard file")->capture_default_str();
+  cmd->add_option("--threads", o->opt.threads, "Tokenizing threads (0: all cores)")->capture_default_str();
+  cmd->add_flag("--split-paragraphs", o->opt.split_paragraphs, "Each blank-line-separated block of a text file is a document");
+  cmd->add_flag("--force", o->opt.force, "Replace an existing output directory");
+  cmd->callback([o] { run_data(*o); });
+}
+
+void add_chatgen(CLI::App& app) {
+  auto o = std::make_shared<ChatgenCli>();
+  CLI::App* cmd = app.add_subcommand("chatgen", "Chat data: a model's replies to prompts, as chat JSONL");
+  cmd->add_option("-m,--model", o->model, "The (instruct) model that answers")->required();
+  cmd->add_option("--prompts", o->prompts, "One user prompt per line")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out, "Output .jsonl file ({\"messages\": [...]} per line)")->required();
+  cmd->add_option("-n,--max-tokens", o->n, "Most tokens per reply")->capture_default_str();
+  cmd->add_option("--limit", o->limit, "Answer at most this many prompts (0: all)")->capture_default_str();
+  cmd->add_option("--temperature", o->sampler.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
+  cmd->add_option("--top-p", o->sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();
+  cmd->add_option("--seed", o->sampler.seed, "Random seed (prompt i uses seed + i)")->capture_default_str();
+  cmd->add_option("--system", o->system, "System prompt (default: the model's own)");
+  cmd->add_flag("--keep-truncated", o->keep_truncated, "Keep replies cut off by --max-tokens (default: leave them out)");
+  cmd->callback([o] { run_chatgen(*o); });
+}
+
+}  // namespace arwkv::cli
