@@ -2,22 +2,37 @@
 
 #include <algorithm>
 
+#include "model/student/student.h"
+#include "model/student/student_checkpoint.h"
 #include "model/teacher/teacher.h"
 
 namespace arwkv {
 
+LoadedModel::LoadedModel() = default;
+LoadedModel::LoadedModel(LoadedModel&&) noexcept = default;
+LoadedModel& LoadedModel::operator=(LoadedModel&&) noexcept = default;
+LoadedModel::~LoadedModel() = default;
+
 LoadedModel LoadedModel::open(const std::string& path) {
   LoadedModel m;
-  m.checkpoint = Checkpoint::open(path);
   m.ops = make_cpu_ops();
-  m.model = std::make_unique<Teacher>(*m.checkpoint, *m.ops);
-  m.tokenizer = load_tokenizer(*m.checkpoint);
+  if (is_student_checkpoint(path)) {
+    m.student_checkpoint = StudentCheckpoint::open(path);
+    m.model = std::make_unique<Student>(*m.student_checkpoint, *m.ops);
+    const std::string tok = m.student_checkpoint->tokenizer_json_path();
+    if (tok.empty()) fail("{}: the student checkpoint has no tokenizer.json", path);
+    m.tokenizer = std::make_unique<Tokenizer>(load_tokenizer_json(tok));
+  } else {
+    m.checkpoint = Checkpoint::open(path);
+    m.model = std::make_unique<Teacher>(*m.checkpoint, *m.ops);
+    m.tokenizer = load_tokenizer(*m.checkpoint);
+  }
   return m;
 }
 
 std::vector<int32_t> LoadedModel::stop_ids() const {
   std::vector<int32_t> ids = tokenizer->data().stop_ids;
-  for (int32_t id : checkpoint->config().eos_token_ids)
+  for (int32_t id : model->config().eos_token_ids)
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   return ids;
 }

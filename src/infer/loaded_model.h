@@ -12,14 +12,23 @@
 
 namespace arwkv {
 
+class StudentCheckpoint;
+
 struct LoadedModel {
-  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Checkpoint> checkpoint;                 // a teacher's, or null
+  std::shared_ptr<StudentCheckpoint> student_checkpoint;  // a student's, or null
   std::unique_ptr<Ops> ops;
   std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;
 
-  // path: an HF directory, a .safetensors file beside its config.json, or a .gguf file.
+  // path: a student checkpoint directory (config.json of model_type rwkv_hybrid), a teacher's HF
+  // directory, a .safetensors file beside its config.json, or a .gguf file.
   static LoadedModel open(const std::string& path);
+  LoadedModel();
+  LoadedModel(LoadedModel&&) noexcept;
+  LoadedModel& operator=(LoadedModel&&) noexcept;
+  ~LoadedModel();
+  bool is_student() const { return student_checkpoint != nullptr; }
   // Token ids that end a reply: the tokenizer's stop tokens and the config's eos ids.
   std::vector<int32_t> stop_ids() const;
 };
