@@ -69,6 +69,10 @@ class TimedOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     timed("wkv7_decode", 0, [&] { inner_.wkv7_decode(y, state, r, w, k, v, a, b); });
   }
+  void wkv7_backward(const Wkv7Grads& d, Tensor dy, Tensor state_in, Tensor r, Tensor w, Tensor k, Tensor v,
+                     Tensor a, Tensor b, Tensor reset) override {
+    timed("wkv7_backward", 0, [&] { inner_.wkv7_backward(d, dy, state_in, r, w, k, v, a, b, reset); });
+  }
   void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) override {
     timed("token_shift", 0, [&] { inner_.token_shift(out, x, x_prev, mix, reset); });
   }

@@ -85,4 +85,27 @@ void wkv7(Device dev, const Tensor& y, const Tensor& state, const Tensor& r, con
   }
 }
 
+void wkv7_backward(Device dev, const Wkv7Grads& d, const Tensor& dy, const Tensor& state_in, const Tensor& r,
+                   const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
+                   const Tensor& reset) {
+  const char* op = "wkv7_backward";
+  for (const Tensor* t : {&dy, &state_in, &r, &w, &k, &v, &a, &b, &d.dr, &d.dw, &d.dk, &d.dv, &d.da, &d.db})
+    on_device(op, dev, *t, DType::F32);
+  if (r.shape.ndim != 3) fail("{}: inputs must be [B, T, C], got {}", op, r.shape.str());
+  for (const Tensor* t : {&dy, &w, &k, &v, &a, &b, &d.dr, &d.dw, &d.dk, &d.dv, &d.da, &d.db})
+    if (!(t->shape == r.shape)) fail("{}: {} does not match r {}", op, t->shape.str(), r.shape.str());
+  const int64_t B = r.dim(0), C = r.cols();
+  const Tensor& s = state_in;
+  if (s.shape.ndim != 4 || s.dim(0) != B || s.dim(2) != s.dim(3) || s.dim(1) * s.dim(2) != C)
+    fail("{}: state_in {} does not fit inputs {} (want [B, H, N, N] with H·N = C)", op, s.shape.str(), r.shape.str());
+  if (!empty(d.dstate)) {
+    on_device(op, dev, d.dstate, DType::F32);
+    if (!(d.dstate.shape == s.shape)) fail("{}: dstate {} does not match state_in {}", op, d.dstate.shape.str(), s.shape.str());
+  }
+  if (!empty(reset)) {
+    on_device(op, dev, reset, DType::I32);
+    if (reset.numel() != B * r.dim(1)) fail("{}: reset {} for inputs {}", op, reset.shape.str(), r.shape.str());
+  }
+}
+
 }  // namespace arwkv::op_checks

@@ -19,6 +19,9 @@ void attention(Device dev, const Tensor& out, const Tensor& q, const Tensor& k, 
 void wkv7(Device dev, const Tensor& y, const Tensor& state, const Tensor& r, const Tensor& w, const Tensor& k,
           const Tensor& v, const Tensor& a, const Tensor& b, const Tensor* reset);
 void same_shape(const char* op, Device dev, const Tensor& y, const Tensor& a, const Tensor& b);
+void wkv7_backward(Device dev, const Wkv7Grads& d, const Tensor& dy, const Tensor& state_in, const Tensor& r,
+                   const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
+                   const Tensor& reset);
 
 inline bool empty(const Tensor& t) { return t.data == nullptr || t.numel() == 0; }
 inline float attention_scale(const AttentionArgs& a) {

@@ -34,6 +34,12 @@ struct Wkv7PrepareArgs {
   int head_size = 64;         // N
 };
 
+// Gradients of Ops::wkv7_forward (see wkv7_backward).
+struct Wkv7Grads {
+  Tensor dr, dw, dk, dv, da, db;  // [B, T, C], accumulate (+=)
+  Tensor dstate;                  // [B, H, N, N], in place (in: of the final state; out: of state_in), or empty
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -80,6 +86,17 @@ class Ops {
   // One token per sequence: r, w, k, v, a, b, y [B, C]; wkv7_forward with T = 1 and no reset.
   virtual void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a,
                            Tensor b) = 0;
+  // The gradient of wkv7_forward over the same inputs. dy [B, T, C] is the gradient of y; state_in
+  // [B, H, N, N] is the state as wkv7_forward received it (before token 0), read only. The six input
+  // gradients in d accumulate (+=), since r, k and v also reach the loss through wkv7_output: zero
+  // them first otherwise. d.dstate holds on entry the gradient of the state after the last token
+  // (zeros when nothing reads it) and on return that of state_in; empty means zero in, nothing out.
+  // A reset at token t cuts the flow through the state there (nothing before t gets gradient from
+  // the state). The per-token states are not stored by anyone: the backend recomputes them from
+  // state_in. A long sequence is back-propagated in pieces, last piece first, each with its own
+  // state_in, d.dstate carried from one call to the one before. Gradients must not alias inputs.
+  virtual void wkv7_backward(const Wkv7Grads& d, Tensor dy, Tensor state_in, Tensor r, Tensor w, Tensor k,
+                             Tensor v, Tensor a, Tensor b, Tensor reset) = 0;
 
   // ---- Student time mixing (SPEC §3): the element-wise steps around the WKV-7 recurrence ---------
   // Token shift and lerp: for x [B, T, C] and P mixes mix [P, C] (x_r, x_w, ... stacked),

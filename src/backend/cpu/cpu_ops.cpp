@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/cpu/student_ops.h"
+#include "backend/cpu/wkv7_backward.h"
 #include "backend/cpu/wkv7.h"
 #include "backend/cpu/attention.h"
 #include "backend/cpu/vec_math.h"
@@ -191,6 +192,11 @@ class CpuOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
     cpu::wkv7_decode(y, state, r, w, k, v, a, b);
+  }
+  void wkv7_backward(const Wkv7Grads& d, Tensor dy, Tensor state_in, Tensor r, Tensor w, Tensor k, Tensor v,
+                     Tensor a, Tensor b, Tensor reset) override {
+    chk::wkv7_backward(device(), d, dy, state_in, r, w, k, v, a, b, reset);
+    cpu::wkv7_backward(d, dy, state_in, r, w, k, v, a, b, reset);
   }
 
   // Student time mixing (ops.h), in student_ops.cpp.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/ref/student_ops_ref.h"
+#include "backend/cpu/ref/wkv7_backward_ref.h"
 #include "backend/cpu/ref/wkv7_ref.h"
 #include "backend/op_checks.h"
 #include "backend/student_op_checks.h"
@@ -139,6 +140,11 @@ class ReferenceOps final : public Ops {
   void wkv7_decode(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b) override {
     chk::wkv7(device(), y, state, r, w, k, v, a, b, nullptr);
     ref::wkv7_decode(y, state, r, w, k, v, a, b);
+  }
+  void wkv7_backward(const Wkv7Grads& d, Tensor dy, Tensor state_in, Tensor r, Tensor w, Tensor k, Tensor v,
+                     Tensor a, Tensor b, Tensor reset) override {
+    chk::wkv7_backward(device(), d, dy, state_in, r, w, k, v, a, b, reset);
+    ref::wkv7_backward(d, dy, state_in, r, w, k, v, a, b, reset);
   }
 
   // Student time mixing (ops.h), in student_ops_ref.cpp.
