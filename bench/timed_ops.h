@@ -89,6 +89,64 @@ class TimedOps final : public Ops {
                    float eps) override {
     timed("wkv7_output", 0, [&] { inner_.wkv7_output(y, r, k, v, r_k, g, ln_w, ln_b, eps); });
   }
+  void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, bool accumulate_dx) override {
+    std::string key = fmt::format("matmul_backward W[{}x{}]", w.rows(), w.cols());
+    double flops = 2.0 * static_cast<double>(dy.rows()) * static_cast<double>(w.numel()) *
+                   ((dx.data ? 1 : 0) + (dw.data ? 1 : 0));
+    timed(key, flops, [&] { inner_.matmul_backward(dx, dw, db, dy, x, w, accumulate_dx); });
+  }
+  void embedding_backward(Tensor dtable, Tensor dy, Tensor ids) override {
+    timed("embedding_backward", 0, [&] { inner_.embedding_backward(dtable, dy, ids); });
+  }
+  void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float eps, bool accumulate_dx) override {
+    timed("rmsnorm_backward", 0, [&] { inner_.rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate_dx); });
+  }
+  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
+    timed("silu_mul_backward", 0, [&] { inner_.silu_mul_backward(dgate, dup, dy, gate, up); });
+  }
+  void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
+                            Tensor reset) override {
+    timed("token_shift_backward", 0, [&] { inner_.token_shift_backward(dx, dx_prev, dmix, dout, x, x_prev, mix, reset); });
+  }
+  void tanh_backward(Tensor dx, Tensor dy, Tensor y) override {
+    timed("tanh_backward", 0, [&] { inner_.tanh_backward(dx, dy, y); });
+  }
+  void sigmoid_backward(Tensor dx, Tensor dy, Tensor y) override {
+    timed("sigmoid_backward", 0, [&] { inner_.sigmoid_backward(dx, dy, y); });
+  }
+  void wkv7_prepare_backward(const Wkv7PrepareArgs& fwd, const Wkv7PrepareGrads& d) override {
+    timed("wkv7_prepare_backward", 0, [&] { inner_.wkv7_prepare_backward(fwd, d); });
+  }
+  void wkv7_output_backward(const Wkv7OutputGrads& d, Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g,
+                            Tensor ln_w, Tensor ln_b, float eps) override {
+    timed("wkv7_output_backward", 0, [&] { inner_.wkv7_output_backward(d, y, r, k, v, r_k, g, ln_w, ln_b, eps); });
+  }
+  void cross_entropy(Tensor loss, Tensor dlogits, Tensor logits, Tensor targets, Tensor mask, float grad_scale) override {
+    timed("cross_entropy", 0, [&] { inner_.cross_entropy(loss, dlogits, logits, targets, mask, grad_scale); });
+  }
+  void kl_div(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_logits, Tensor mask, float temperature,
+              float grad_scale) override {
+    timed("kl_div", 0, [&] { inner_.kl_div(loss, dlogits, logits, teacher_logits, mask, temperature, grad_scale); });
+  }
+  void kl_div_topk(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_ids, Tensor teacher_logits, Tensor mask,
+                   float temperature, float grad_scale) override {
+    timed("kl_div_topk", 0, [&] {
+      inner_.kl_div_topk(loss, dlogits, logits, teacher_ids, teacher_logits, mask, temperature, grad_scale);
+    });
+  }
+  void align_loss(Tensor loss, Tensor dstudent, Tensor student, Tensor teacher, Tensor mask, float grad_scale) override {
+    timed("align_loss", 0, [&] { inner_.align_loss(loss, dstudent, student, teacher, mask, grad_scale); });
+  }
+  void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int64_t step) override {
+    timed("adamw_step", 0, [&] { inner_.adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step); });
+  }
+  void sum_squares(Tensor acc, Tensor x) override {
+    timed("sum_squares", 0, [&] { inner_.sum_squares(acc, x); });
+  }
+  void scale(Tensor x, float s) override {
+    timed("scale", 0, [&] { inner_.scale(x, s); });
+  }
 
   void reset() { entries_.clear(); }
   const std::map<std::string, Entry>& entries() const { return entries_; }

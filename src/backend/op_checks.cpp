@@ -1,6 +1,8 @@
 // Argument checks shared by every backend (see op_checks.h).
 #include "backend/op_checks.h"
 
+#include "backend/student_op_checks.h"
+
 namespace arwkv::op_checks {
 
 void on_device(const char* op, Device dev, const Tensor& t, DType dtype) {
@@ -106,6 +108,100 @@ void wkv7_backward(Device dev, const Wkv7Grads& d, const Tensor& dy, const Tenso
     on_device(op, dev, reset, DType::I32);
     if (reset.numel() != B * r.dim(1)) fail("{}: reset {} for inputs {}", op, reset.shape.str(), r.shape.str());
   }
+}
+
+// ---- Training ops ---------------------------------------------------------------------------------
+
+namespace {
+
+// An optional gradient: empty, or an F32 tensor of want's shape (or of n values when n >= 0).
+void grad_like(const char* op, Device dev, const Tensor& g, const Tensor& want, int64_t n = -1) {
+  if (empty(g)) return;
+  on_device(op, dev, g, DType::F32);
+  if (n >= 0 ? g.numel() != n : !(g.shape == want.shape))
+    fail("{}: gradient {} does not match {}", op, g.shape.str(), n >= 0 ? Shape{n}.str() : want.shape.str());
+}
+
+// A gradient that must be given, shaped like want.
+void grad_of(const char* op, Device dev, const Tensor& g, const Tensor& want) {
+  if (empty(g) && want.numel() > 0) fail("{}: gradient for {} missing", op, want.shape.str());
+  grad_like(op, dev, g, want);
+}
+
+}  // namespace
+
+void matmul_backward(Device dev, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                     const Tensor& x, const Tensor& w) {
+  matmul(dev, dy, x, w, nullptr);
+  grad_like("matmul_backward", dev, dx, x);
+  grad_like("matmul_backward", dev, dw, w);
+  grad_like("matmul_backward", dev, db, w, w.dim(0));
+}
+
+void embedding_backward(Device dev, const Tensor& dtable, const Tensor& dy, const Tensor& ids) {
+  embedding(dev, dy, dtable, ids);
+}
+
+void rmsnorm_backward(Device dev, const Tensor& dx, const Tensor& dw, const Tensor& dy, const Tensor& x,
+                      const Tensor& w) {
+  rmsnorm(dev, dy, x, w);
+  grad_like("rmsnorm_backward", dev, dx, x);
+  grad_like("rmsnorm_backward", dev, dw, w);
+}
+
+void token_shift_backward(Device dev, const Tensor& dx, const Tensor& dx_prev, const Tensor& dmix,
+                          const Tensor& dout, const Tensor& x, const Tensor& x_prev, const Tensor& mix,
+                          const Tensor& reset) {
+  token_shift(dev, dout, x, x_prev, mix, reset);
+  grad_of("token_shift_backward", dev, dx, x);
+  grad_like("token_shift_backward", dev, dx_prev, x_prev);
+  grad_like("token_shift_backward", dev, dmix, mix);
+}
+
+void wkv7_prepare_backward(Device dev, const Wkv7PrepareArgs& f, const Wkv7PrepareGrads& d) {
+  const char* op = "wkv7_prepare_backward";
+  Wkv7PrepareArgs outputs_unused = f;  // the forward's outputs w, a, b are not read
+  outputs_unused.w = outputs_unused.a = outputs_unused.b = f.k;
+  wkv7_prepare(dev, outputs_unused);
+  for (const Tensor* g : {&d.dw, &d.da, &d.db, &d.dk, &d.dv, &d.dw_logit, &d.da_logit}) grad_of(op, dev, *g, f.k);
+  if (empty(f.v_first) != (empty(d.dv_first) || empty(d.dv_logit)))
+    fail("{}: dv_first and dv_logit are needed exactly when the forward had v_first", op);
+  grad_like(op, dev, d.dv_first, f.k);
+  grad_like(op, dev, d.dv_logit, f.k);
+  grad_like(op, dev, d.dk_k, f.k_k, f.k.cols());
+  grad_like(op, dev, d.dk_a, f.k_a, f.k.cols());
+}
+
+void wkv7_output_backward(Device dev, const Wkv7OutputGrads& d, const Tensor& y, const Tensor& r, const Tensor& k,
+                          const Tensor& v, const Tensor& r_k, const Tensor& g, const Tensor& ln_w,
+                          const Tensor& ln_b) {
+  const char* op = "wkv7_output_backward";
+  wkv7_output(dev, y, r, k, v, r_k, g, ln_w, ln_b);
+  for (const Tensor* t : {&d.dy, &d.dr, &d.dk, &d.dv}) grad_of(op, dev, *t, y);
+  if (empty(g) != empty(d.dg)) fail("{}: dg is needed exactly when the forward had a gate", op);
+  grad_like(op, dev, d.dg, y);
+  grad_like(op, dev, d.dr_k, r_k);
+  grad_like(op, dev, d.dln_w, y, y.cols());
+  grad_like(op, dev, d.dln_b, y, y.cols());
+  if (!empty(d.dln_w) && empty(ln_w)) fail("{}: dln_w without group norm", op);
+}
+
+void loss_rows(const char* op, Device dev, const Tensor& loss, const Tensor& dscores, const Tensor& scores,
+               const Tensor& mask) {
+  on_device(op, dev, scores, DType::F32);
+  on_device(op, dev, loss, DType::F32);
+  if (loss.numel() != scores.rows()) fail("{}: loss {} for {} rows", op, loss.shape.str(), scores.rows());
+  grad_like(op, dev, dscores, scores);
+  if (!empty(mask)) {
+    on_device(op, dev, mask, DType::I32);
+    if (mask.numel() != scores.rows()) fail("{}: mask {} for {} rows", op, mask.shape.str(), scores.rows());
+  }
+}
+
+void adamw_step(Device dev, const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, int64_t step) {
+  for (const Tensor* t : {&grad, &m, &v}) grad_of("adamw_step", dev, *t, param);
+  on_device("adamw_step", dev, param, DType::F32);
+  if (step < 1) fail("adamw_step: step {} (steps count from 1)", step);
 }
 
 }  // namespace arwkv::op_checks

@@ -23,6 +23,25 @@ void wkv7_backward(Device dev, const Wkv7Grads& d, const Tensor& dy, const Tenso
                    const Tensor& w, const Tensor& k, const Tensor& v, const Tensor& a, const Tensor& b,
                    const Tensor& reset);
 
+// Training ops (ops.h, "Training"): backward passes, losses, optimiser steps.
+void matmul_backward(Device dev, const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                     const Tensor& x, const Tensor& w);
+void embedding_backward(Device dev, const Tensor& dtable, const Tensor& dy, const Tensor& ids);
+void rmsnorm_backward(Device dev, const Tensor& dx, const Tensor& dw, const Tensor& dy, const Tensor& x,
+                      const Tensor& w);
+void token_shift_backward(Device dev, const Tensor& dx, const Tensor& dx_prev, const Tensor& dmix,
+                          const Tensor& dout, const Tensor& x, const Tensor& x_prev, const Tensor& mix,
+                          const Tensor& reset);
+void wkv7_prepare_backward(Device dev, const Wkv7PrepareArgs& f, const Wkv7PrepareGrads& d);
+void wkv7_output_backward(Device dev, const Wkv7OutputGrads& d, const Tensor& y, const Tensor& r, const Tensor& k,
+                          const Tensor& v, const Tensor& r_k, const Tensor& g, const Tensor& ln_w,
+                          const Tensor& ln_b);
+// A loss over rows of scores [R, V] (logits, or the align loss's activations): loss F32 [R], dscores
+// empty or shaped like scores, mask empty or I32 [R].
+void loss_rows(const char* op, Device dev, const Tensor& loss, const Tensor& dscores, const Tensor& scores,
+               const Tensor& mask);
+void adamw_step(Device dev, const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, int64_t step);
+
 inline bool empty(const Tensor& t) { return t.data == nullptr || t.numel() == 0; }
 inline float attention_scale(const AttentionArgs& a) {
   return a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));

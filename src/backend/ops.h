@@ -34,6 +34,25 @@ struct Wkv7PrepareArgs {
   int head_size = 64;         // N
 };
 
+// Gradients of Ops::wkv7_prepare (shapes as in Wkv7PrepareArgs; see wkv7_prepare_backward).
+struct Wkv7PrepareGrads {
+  Tensor dw, da, db;          // in: gradients of the outputs w, a, b
+  Tensor dk, dv;              // in: of the updated k and v; out: of k and v as they came in (in place)
+  Tensor dw_logit, da_logit;  // written
+  Tensor dv_first;            // accumulates: every later layer's value residual reads layer 0's v
+  Tensor dv_logit;            // written; dv_first and dv_logit empty without value residual
+  Tensor dk_k, dk_a;          // [C], accumulate; empty: not computed
+};
+
+// Gradients of Ops::wkv7_output (see wkv7_output_backward).
+struct Wkv7OutputGrads {
+  Tensor dy;                  // in: gradient of the op's output; out: of the y that came in (in place)
+  Tensor dr, dk, dv;          // accumulate: r, k and v also feed the recurrence
+  Tensor dr_k;                // [H, N], accumulates
+  Tensor dg;                  // written; empty when the forward had no gate
+  Tensor dln_w, dln_b;        // [C], accumulate; empty without group norm
+};
+
 // Gradients of Ops::wkv7_forward (see wkv7_backward).
 struct Wkv7Grads {
   Tensor dr, dw, dk, dv, da, db;  // [B, T, C], accumulate (+=)
@@ -120,6 +139,75 @@ class Ops {
   // r, k, v, g: [R, C]; r_k [H, N]; ln_w, ln_b [C]; g, ln_w, ln_b may be empty.
   virtual void wkv7_output(Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g, Tensor ln_w,
                            Tensor ln_b, float eps) = 0;
+
+  // ---- Training (SPEC §4): backward passes, losses fused with their softmax, optimiser steps ------
+  // A backward op takes the gradient of its forward's output and the forward's inputs; where the
+  // forward works in place, the inputs as they were before it (the caller keeps copies). Parameter
+  // gradients accumulate (dw += ...), and an empty one (data == nullptr) is not computed; input
+  // gradients are written unless noted. The gradient of the WKV-7 recurrence is wkv7_backward above.
+  //
+  // matmul: dx = dy·w (dx += with accumulate_dx), dw += dyᵀ·x, db += Σ_rows dy, for dy [M, N],
+  // x [M, K], w [N, K]; any of dx, dw, db may be empty.
+  virtual void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w,
+                               bool accumulate_dx = false) = 0;
+  // dtable[ids[t], :] += dy[t, :]; an id outside the table throws.
+  virtual void embedding_backward(Tensor dtable, Tensor dy, Tensor ids) = 0;
+  // rmsnorm: dx = s·(dy ⊙ w) − x·s³·mean(dy ⊙ w ⊙ x) per row with s = (mean(x²) + eps)^−½ (dx +=
+  // with accumulate_dx: a norm's input is the residual stream, whose gradient holds the skip path);
+  // dw += Σ_rows dy ⊙ x·s. dx may be empty.
+  virtual void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float eps,
+                                bool accumulate_dx = false) = 0;
+  // silu_mul: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate); written, and may alias any input.
+  virtual void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) = 0;
+  // token_shift (shapes as there; x_prev as the forward received it): dx written; dmix [P, C] +=;
+  // dx_prev [B, C] in place like the forward's x_prev: on entry the gradient of the carried x[b, T−1]
+  // (from the next piece of the sequence; zeros for none), on return that of the x_prev that came
+  // in (zero where reset[b, 0] is set). dx_prev may be empty: no carried gradient in or out.
+  virtual void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x,
+                                    Tensor x_prev, Tensor mix, Tensor reset) = 0;
+  // From the forward's output y: dx = dy ⊙ (1 − y²) and dx = dy ⊙ y ⊙ (1 − y); dx may alias dy.
+  virtual void tanh_backward(Tensor dx, Tensor dy, Tensor y) = 0;
+  virtual void sigmoid_backward(Tensor dx, Tensor dy, Tensor y) = 0;
+  // wkv7_prepare: fwd holds the forward's arguments with k and v as they were before the call (its
+  // outputs w, a, b are not read); what each gradient in d holds is written at Wkv7PrepareGrads.
+  virtual void wkv7_prepare_backward(const Wkv7PrepareArgs& fwd, const Wkv7PrepareGrads& d) = 0;
+  // wkv7_output: y is the WKV output before the call (the forward overwrote it); the other inputs
+  // as in the forward; what each gradient in d holds is written at Wkv7OutputGrads.
+  virtual void wkv7_output_backward(const Wkv7OutputGrads& d, Tensor y, Tensor r, Tensor k, Tensor v,
+                                    Tensor r_k, Tensor g, Tensor ln_w, Tensor ln_b, float eps) = 0;
+
+  // Losses, forward and backward in one call, per row of logits [R, V] (R tokens, V vocabulary):
+  // loss F32 [R] gets each row's loss, 0 where mask[r] == 0 (mask I32 [R]; empty: every row counts);
+  // dlogits [R, V] gets grad_scale·∂loss[r]/∂logits[r] (zeros on rows that do not count; pass e.g.
+  // 1/number of counted rows for a mean). dlogits may alias logits and may be empty (loss only).
+  // Softmaxes are stabilised by the row max and summed in double.
+  //   cross_entropy: loss = logsumexp(z) − z[target]; targets I32 [R], checked on counted rows.
+  virtual void cross_entropy(Tensor loss, Tensor dlogits, Tensor logits, Tensor targets, Tensor mask,
+                             float grad_scale) = 0;
+  //   kl_div: τ²·KL(p_t ‖ p_s) with p_t = softmax(teacher_logits/τ), p_s = softmax(logits/τ), both
+  //   [R, V]; d/dlogits = τ·(p_s − p_t).
+  virtual void kl_div(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_logits, Tensor mask,
+                      float temperature, float grad_scale) = 0;
+  //   kl_div_topk: the teacher as K (id, logit) pairs per row, teacher_ids I32 [R, K] (distinct
+  //   within a row) and teacher_logits [R, K] (log-probabilities do as well: p_t = softmax over the K
+  //   at τ, so the teacher is renormalised over its top k); the student's softmax is over all V:
+  //   loss = τ²·Σ_k p_t,k·(log p_t,k − log p_s[id_k]); d/dlogits = τ·(p_s − p_t placed at the ids).
+  virtual void kl_div_topk(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_ids,
+                           Tensor teacher_logits, Tensor mask, float temperature, float grad_scale) = 0;
+  //   align_loss (stage 1): loss = ‖teacher − student‖²/C per row of [R, C];
+  //   d/dstudent = 2·(student − teacher)/C; dstudent may alias student.
+  virtual void align_loss(Tensor loss, Tensor dstudent, Tensor student, Tensor teacher, Tensor mask,
+                          float grad_scale) = 0;
+
+  // AdamW with decoupled weight decay and bias correction; step counts from 1. Element-wise:
+  //   m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²
+  //   param ← param·(1 − lr·wd) − lr·(m / (1 − β1^step)) / (sqrt(v / (1 − β2^step)) + eps)
+  virtual void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1,
+                          float beta2, float eps, float weight_decay, int64_t step) = 0;
+  // acc[0] += Σ x² (acc F32 [1] on the device: the norm over all gradients costs one download).
+  virtual void sum_squares(Tensor acc, Tensor x) = 0;
+  // x ← x·s (gradient clipping, loss scaling).
+  virtual void scale(Tensor x, float s) = 0;
 };
 
 // The scalar reference (double accumulation) and the fast CPU backend (OpenBLAS + OpenMP).

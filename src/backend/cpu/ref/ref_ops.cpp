@@ -5,6 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/ref/loss_ref.h"
+#include "backend/cpu/ref/ops_backward_ref.h"
+#include "backend/cpu/ref/student_backward_ref.h"
 #include "backend/cpu/ref/student_ops_ref.h"
 #include "backend/cpu/ref/wkv7_backward_ref.h"
 #include "backend/cpu/ref/wkv7_ref.h"
@@ -168,6 +171,89 @@ class ReferenceOps final : public Ops {
                    float eps) override {
     chk::wkv7_output(device(), y, r, k, v, r_k, g, ln_w, ln_b);
     ref::wkv7_output(y, r, k, v, r_k, g, ln_w, ln_b, eps);
+  }
+
+  // Training (ops.h): backward passes, losses and optimiser steps, in ops_backward_ref.cpp, student_backward_ref.cpp and loss_ref.cpp.
+  void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, bool accumulate_dx) override {
+    chk::matmul_backward(device(), dx, dw, db, dy, x, w);
+    ref::matmul_backward(dx, dw, db, dy, x, w, accumulate_dx);
+  }
+  void embedding_backward(Tensor dtable, Tensor dy, Tensor ids) override {
+    chk::embedding_backward(device(), dtable, dy, ids);
+    ref::embedding_backward(dtable, dy, ids);
+  }
+  void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float eps, bool accumulate_dx) override {
+    chk::rmsnorm_backward(device(), dx, dw, dy, x, w);
+    ref::rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate_dx);
+  }
+  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
+    chk::same_shape("silu_mul_backward", device(), dy, gate, up);
+    chk::same_shape("silu_mul_backward", device(), dy, dgate, dup);
+    ref::silu_mul_backward(dgate, dup, dy, gate, up);
+  }
+  void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
+                            Tensor reset) override {
+    chk::token_shift_backward(device(), dx, dx_prev, dmix, dout, x, x_prev, mix, reset);
+    ref::token_shift_backward(dx, dx_prev, dmix, dout, x, x_prev, mix, reset);
+  }
+  void tanh_backward(Tensor dx, Tensor dy, Tensor y) override {
+    chk::same_shape("tanh_backward", device(), dx, dy, y);
+    ref::tanh_backward(dx, dy, y);
+  }
+  void sigmoid_backward(Tensor dx, Tensor dy, Tensor y) override {
+    chk::same_shape("sigmoid_backward", device(), dx, dy, y);
+    ref::sigmoid_backward(dx, dy, y);
+  }
+  void wkv7_prepare_backward(const Wkv7PrepareArgs& fwd, const Wkv7PrepareGrads& d) override {
+    chk::wkv7_prepare_backward(device(), fwd, d);
+    ref::wkv7_prepare_backward(fwd, d);
+  }
+  void wkv7_output_backward(const Wkv7OutputGrads& d, Tensor y, Tensor r, Tensor k, Tensor v, Tensor r_k, Tensor g,
+                            Tensor ln_w, Tensor ln_b, float eps) override {
+    chk::wkv7_output_backward(device(), d, y, r, k, v, r_k, g, ln_w, ln_b);
+    ref::wkv7_output_backward(d, y, r, k, v, r_k, g, ln_w, ln_b, eps);
+  }
+  void cross_entropy(Tensor loss, Tensor dlogits, Tensor logits, Tensor targets, Tensor mask, float grad_scale) override {
+    chk::loss_rows("cross_entropy", device(), loss, dlogits, logits, mask);
+    chk::on_device("cross_entropy", device(), targets, DType::I32);
+    if (targets.numel() != logits.rows()) fail("cross_entropy: targets {} for {} rows", targets.shape.str(), logits.rows());
+    ref::cross_entropy(loss, dlogits, logits, targets, mask, grad_scale);
+  }
+  void kl_div(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_logits, Tensor mask, float temperature,
+              float grad_scale) override {
+    chk::loss_rows("kl_div", device(), loss, dlogits, logits, mask);
+    chk::same_shape("kl_div", device(), logits, logits, teacher_logits);
+    ref::kl_div(loss, dlogits, logits, teacher_logits, mask, temperature, grad_scale);
+  }
+  void kl_div_topk(Tensor loss, Tensor dlogits, Tensor logits, Tensor teacher_ids, Tensor teacher_logits, Tensor mask,
+                   float temperature, float grad_scale) override {
+    chk::loss_rows("kl_div_topk", device(), loss, dlogits, logits, mask);
+    chk::on_device("kl_div_topk", device(), teacher_ids, DType::I32);
+    chk::on_device("kl_div_topk", device(), teacher_logits, DType::F32);
+    if (!(teacher_ids.shape == teacher_logits.shape) || teacher_ids.rows() != logits.rows())
+      fail("kl_div_topk: teacher ids {} and logits {} for {} rows", teacher_ids.shape.str(),
+           teacher_logits.shape.str(), logits.rows());
+    ref::kl_div_topk(loss, dlogits, logits, teacher_ids, teacher_logits, mask, temperature, grad_scale);
+  }
+  void align_loss(Tensor loss, Tensor dstudent, Tensor student, Tensor teacher, Tensor mask, float grad_scale) override {
+    chk::loss_rows("align_loss", device(), loss, dstudent, student, mask);
+    chk::same_shape("align_loss", device(), student, student, teacher);
+    ref::align_loss(loss, dstudent, student, teacher, mask, grad_scale);
+  }
+  void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+                  float weight_decay, int64_t step) override {
+    chk::adamw_step(device(), param, grad, m, v, step);
+    ref::adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step);
+  }
+  void sum_squares(Tensor acc, Tensor x) override {
+    chk::on_device("sum_squares", device(), acc, DType::F32);
+    chk::on_device("sum_squares", device(), x, DType::F32);
+    if (acc.numel() != 1) fail("sum_squares: accumulator {} must hold one value", acc.shape.str());
+    ref::sum_squares(acc, x);
+  }
+  void scale(Tensor x, float s) override {
+    chk::on_device("scale", device(), x, DType::F32);
+    ref::scale(x, s);
   }
 };
 
