@@ -1,0 +1,99 @@
+// The student through the program: convert the real teacher, then generate and restore state with
+// the student directory as the model. An untrained student's text is not meaningful, but it is
+// deterministic, so a run split by a saved state must give exactly the tokens of a whole run.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string output;
+};
+
+CliRun run(const std::string& args, const std::string& stdin_path = "/dev/null") {
+  std::string cmd = arwkv::test::arwkv_bin() + " " + args + " 2>&1 < " + stdin_path;
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class StudentCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string teacher = arwkv::test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if (!fs::exists(teacher)) return;
+    dir_ = (fs::temp_directory_path() / "arwkv_cli_student").string();
+    fs::remove_all(dir_);
+    CliRun c = run("convert --teacher " + teacher + " --out " + dir_ + " --dtype bf16");
+    if (c.status != 0) {
+      convert_output_ = c.output;
+      dir_.clear();
+    }
+  }
+  static void TearDownTestSuite() {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  void SetUp() override {
+    ARWKV_REQUIRE_FILE(arwkv::test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    ASSERT_FALSE(dir_.empty()) << "convert failed: " << convert_output_;
+  }
+  static inline std::string dir_, convert_output_;
+};
+
+}  // namespace
+
+TEST_F(StudentCli, InfoShowsTheRnnState) {
+  CliRun r = run("info " + dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("30 RWKV-7 time mixing"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("RNN state"), std::string::npos) << r.output;
+}
+
+TEST_F(StudentCli, RestoredStateContinuesExactly) {
+  const std::string st = (fs::temp_directory_path() / "arwkv_cli_student.st").string();
+  const std::string base = "generate -m " + dir_ + " --temperature 0 -q";
+  CliRun whole = run(base + " -p \"The capital of France is\" -n 10");
+  CliRun first = run(base + " -p \"The capital of France is\" -n 5 --state-out " + st);
+  CliRun rest = run(base + " -n 5 --state-in " + st);
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_EQ(rest.status, 0) << rest.output;
+  EXPECT_EQ(first.output.substr(0, first.output.size() - 1) + rest.output.substr(0, rest.output.size() - 1) + "\n",
+            whole.output);
+  // The student's state file does not depend on the context length: it is the RNN state.
+  EXPECT_LT(fs::file_size(st), 6u << 20);
+  // A teacher's state is refused by the student.
+  const std::string teacher = arwkv::test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
+  CliRun t = run("generate -m " + teacher + " --temperature 0 -q -p hi -n 1 --state-out " + st);
+  ASSERT_EQ(t.status, 0) << t.output;
+  CliRun bad = run(base + " -n 2 --state-in " + st);
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_NE(bad.output.find(st), std::string::npos) << bad.output;
+  fs::remove(st);
+}
+
+TEST_F(StudentCli, ChatRunsOnTheStudent) {
+  const std::string turns = (fs::temp_directory_path() / "arwkv_student_chat.txt").string();
+  FILE* in = std::fopen(turns.c_str(), "w");
+  std::fputs("Hello!\nAnd again?\n", in);
+  std::fclose(in);
+  CliRun r = run("chat -m " + dir_ + " -n 6 --temperature 0 -q", turns);
+  fs::remove(turns);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("user: Hello!"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("user: And again?"), std::string::npos) << r.output;
+}
