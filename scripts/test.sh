@@ -25,4 +25,7 @@ fi
 build_dir=${ARWKV_BUILD_DIR:-build}
 exclude=()
 ((slow)) || exclude=(-LE slow)
+# Several test programs run at once on few cores: OpenMP threads that spin while waiting would
+# steal the cores from each other, so waiting threads sleep.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" "${exclude[@]}"
