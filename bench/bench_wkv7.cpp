@@ -1,6 +1,8 @@
 // Speed of the WKV-7 kernels, the scalar reference and the fast CPU form side by side:
 //   forward/<backend>/C:<C>/T:<T>   one wkv7_forward of B = 1 sequence of T tokens (tokens/s)
 //   decode/<backend>/C:<C>          one wkv7_decode step of B = 1 (steps/s); one layer's worth
+//   fwd_bwd/<backend>/C:<C>/T:<T>   a training step's WKV-7: wkv7_forward, then wkv7_backward from the
+//                                   saved initial state (the backward recomputes the forward inside)
 // Inputs are shaped as the model makes them (a = −kk, b = kk ⊙ iclr, decays in [0.545, 1)).
 // Threads: the CPU backend's OpenMP pool (OMP_NUM_THREADS).
 #include <benchmark/benchmark.h>
@@ -65,6 +67,27 @@ void decode(benchmark::State& st, bool fast, int64_t C) {
   st.counters["steps/s"] = benchmark::Counter(static_cast<double>(st.iterations()), benchmark::Counter::kIsRate);
 }
 
+void forward_backward(benchmark::State& st, bool fast, int64_t C, int64_t T) {
+  auto ops = make_ops(fast);
+  Workload wl(1, T, C);
+  const std::vector<float> state_in = wl.state;
+  const size_t n = wl.y.size();
+  std::vector<float> dy(n, 0.01f), g(6 * n), dstate(wl.state.size());
+  auto view = [&](float* p) { return Tensor{p, wl.ty.shape, DType::F32, Device::CPU}; };
+  const Tensor tin{const_cast<float*>(state_in.data()), wl.tstate.shape, DType::F32, Device::CPU};
+  const Wkv7Grads d{view(g.data()),         view(g.data() + n),     view(g.data() + 2 * n),
+                    view(g.data() + 3 * n), view(g.data() + 4 * n), view(g.data() + 5 * n),
+                    Tensor{dstate.data(), wl.tstate.shape, DType::F32, Device::CPU}};
+  for (auto _ : st) {
+    std::copy(state_in.begin(), state_in.end(), wl.state.begin());
+    ops->wkv7_forward(wl.ty, wl.tstate, wl.tr, wl.tw, wl.tk, wl.tv, wl.ta, wl.tb, Tensor{});
+    std::fill(dstate.begin(), dstate.end(), 0.0f);
+    ops->wkv7_backward(d, view(dy.data()), tin, wl.tr, wl.tw, wl.tk, wl.tv, wl.ta, wl.tb, Tensor{});
+    benchmark::DoNotOptimize(g.data());
+  }
+  st.counters["tokens/s"] = benchmark::Counter(static_cast<double>(st.iterations() * T), benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   for (bool fast : {false, true}) {
     const std::string be = fast ? "cpu" : "reference";
@@ -76,6 +99,10 @@ void register_all() {
       benchmark::RegisterBenchmark(("decode/" + be + c).c_str(), decode, fast, C)
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+      if (C == 576)
+        benchmark::RegisterBenchmark(("fwd_bwd/" + be + c + "/T:1024").c_str(), forward_backward, fast, C, int64_t{1024})
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
     }
   }
 }
