@@ -12,5 +12,6 @@ void add_eval(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_data(CLI::App& app);
 void add_chatgen(CLI::App& app);
+void add_distill(CLI::App& app);
 
 }  // namespace arwkv::cli

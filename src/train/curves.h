@@ -1,0 +1,14 @@
+// The loss curves of a run: out/curves.png drawn from metrics.jsonl, one panel per stage with the
+// training loss (raw, light; smoothed by a moving average, dark) and the validation loss (red,
+// with dots) against the stage's training tokens, with value ticks on both axes.
+#pragma once
+
+#include <string>
+
+namespace arwkv {
+
+// Lines of the metrics file that do not parse (a write cut short) are skipped; nothing to draw
+// writes nothing. Throws arwkv::Error naming png_path when it cannot be written.
+void draw_curves(const std::string& metrics_path, const std::string& png_path);
+
+}  // namespace arwkv

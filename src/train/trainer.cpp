@@ -1,0 +1,240 @@
+// The stage runner (trainer.h).
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "core/error.h"
+#include "train/curves.h"
+#include "train/metrics.h"
+#include "train/objective.h"
+#include "train/optim.h"
+#include "train/train_checkpoint.h"
+
+namespace arwkv {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The mean loss (and kl / top1) over eval_batches fixed batches from the start of the val split,
+// weighted by each batch's count; nothing when the data has no val split.
+std::optional<ValidationResult> validate(Objective& obj, const Dataset& data, const StageConfig& st) {
+  if (data.n_documents(DataSplit::Val) == 0) return std::nullopt;
+  BatchIterator it(data, DataSplit::Val, BatchOptions{st.batch, st.seq_len, 0, false});
+  Batch batch;
+  double n = 0, loss = 0, kl = 0, top1 = 0;
+  bool has_kl = false, has_top1 = false;
+  for (int64_t i = 0; i < st.eval_batches; ++i) {
+    it.next(batch);
+    const auto c = static_cast<double>(obj.count(batch));
+    if (c == 0) continue;
+    const ValidationResult r = obj.validate(batch);
+    n += c;
+    loss += c * r.loss;
+    if (r.kl) {
+      has_kl = true;
+      kl += c * *r.kl;
+    }
+    if (r.top1) {
+      has_top1 = true;
+      top1 += c * *r.top1;
+    }
+  }
+  if (n == 0) return std::nullopt;
+  ValidationResult r{loss / n, std::nullopt, std::nullopt};
+  if (has_kl) r.kl = kl / n;
+  if (has_top1) r.top1 = top1 / n;
+  return r;
+}
+
+class StageRunner {
+ public:
+  StageRunner(const TrainConfig& cfg, const TrainerOptions& opt, const std::string& out, int index, Ops& ops,
+              MetricsLog& log)
+      : cfg_(cfg), st_(cfg.stages[static_cast<size_t>(index)]), opt_(opt), out_(out), index_(index), ops_(ops),
+        log_(log), data_(Dataset::open(st_.data.empty() ? cfg.run.data : st_.data)) {
+    steps_ = opt.max_steps > 0 ? std::min(opt.max_steps, st_.total_steps()) : st_.total_steps();
+    schedule_ = LrSchedule{st_.lr, st_.min_lr, std::min(st_.warmup_steps(), steps_), steps_};
+  }
+
+  void run(const std::optional<LatestCheckpoint>& resume);
+
+ private:
+  double train_step(BatchIterator& it, Batch& batch);
+  void validate_and_log();
+  void checkpoint();
+  void write_student();
+  void progress(const StepRecord& r, double eta_s) const;
+
+  const TrainConfig& cfg_;
+  const StageConfig& st_;
+  const TrainerOptions& opt_;
+  std::string out_;
+  int index_;
+  Ops& ops_;
+  MetricsLog& log_;
+  Dataset data_;
+  int64_t steps_ = 1;
+  LrSchedule schedule_;
+  TrainRng rng_;
+  std::unique_ptr<Objective> obj_;
+  std::vector<Parameter> params_;
+  std::unique_ptr<AdamW> adam_;
+  TrainState state_;
+  std::unique_ptr<BatchIterator> it_;
+};
+
+void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
+  const uint64_t seed = stage_seed(cfg_.run.seed, index_);
+  rng_.set_state(seed);
+  RunContext ctx{&cfg_.run, index_, "", &data_, &ops_, &rng_};
+  ctx.student_path = index_ == 0 ? cfg_.run.student : (fs::path(out_) / cfg_.stages[index_ - 1].name).string();
+  obj_ = make_objective(st_.kind, st_, ctx);
+  for (const Parameter& p : obj_->parameters())
+    if (st_.trains(p.group)) params_.push_back(p);
+  if (params_.empty()) fail("{}: stage '{}' trains no parameter of its objective", cfg_.path, st_.name);
+  adam_ = std::make_unique<AdamW>(ops_, params_, AdamWOptions{0.9f, 0.95f, 1e-8f, static_cast<float>(st_.weight_decay)});
+  state_.stage_index = index_;
+  state_.stage = st_.name;
+  if (resume) {
+    state_ = resume->state;
+    load_train_checkpoint(resume->dir, params_, ops_, *adam_);
+    adam_->set_steps(state_.step);
+    rng_.set_state(state_.rng);
+    if (opt_.progress) fmt::print(stderr, "[{}] resuming at step {} from {}\n", st_.name, state_.step, resume->dir);
+  }
+  it_ = std::make_unique<BatchIterator>(data_, DataSplit::Train, BatchOptions{st_.batch, st_.seq_len, seed, true},
+                                        state_.cursor);
+  Batch batch;
+  const auto t0 = Clock::now();
+  const int64_t first_step = state_.step;
+  const double seconds0 = state_.seconds;
+  while (state_.step < steps_) {
+    const auto ts = Clock::now();
+    StepRecord r{index_, st_.name, state_.step + 1, steps_, state_.tokens + st_.tokens_per_step()};
+    r.lr = schedule_.at(r.step);
+    r.loss = train_step(*it_, batch);
+    r.grad_norm = clip_grad_norm(ops_, params_, st_.clip);
+    adam_->step(r.lr);
+    ops_.synchronize();
+    const double dt = seconds_since(ts);
+    r.tokens_per_s = static_cast<double>(st_.tokens_per_step()) / std::max(dt, 1e-9);
+    state_.step = r.step;
+    state_.tokens = r.tokens;
+    state_.cursor = it_->cursor();
+    state_.seconds = seconds0 + seconds_since(t0);
+    log_.write({{"type", "train"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step},
+                {"steps", steps_}, {"tokens", r.tokens}, {"loss", r.loss}, {"lr", r.lr},
+                {"grad_norm", r.grad_norm}, {"tokens_per_s", r.tokens_per_s}, {"seconds", state_.seconds}});
+    if (opt_.on_step) opt_.on_step(r);
+    const double per_step = seconds_since(t0) / static_cast<double>(state_.step - first_step);
+    if (opt_.progress && (r.step % cfg_.run.log_every == 0 || r.step == steps_))
+      progress(r, per_step * static_cast<double>(steps_ - r.step));
+    const bool last = state_.step == steps_;
+    if (last || (st_.eval_every > 0 && state_.step % st_.eval_every == 0)) validate_and_log();
+    if (!last && st_.checkpoint_every > 0 && state_.step % st_.checkpoint_every == 0) checkpoint();
+  }
+  write_student();
+  state_.stage_complete = true;
+  checkpoint();
+}
+
+// One optimiser step's gradients: the micro-batches' mean gradients weighted by their counts,
+// kept as a running weighted mean (scaled before and after each forward_backward). Returns the
+// count-weighted mean loss.
+double StageRunner::train_step(BatchIterator& it, Batch& batch) {
+  obj_->zero_grad();
+  double total = 0.0, loss = 0.0;
+  for (int64_t a = 0; a < st_.grad_accum; ++a) {
+    it.next(batch);
+    const auto n = static_cast<double>(obj_->count(batch));
+    if (n == 0) continue;
+    if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / n));
+    const double l = obj_->forward_backward(batch);
+    if (total > 0) scale_grads(ops_, params_, static_cast<float>(n / (total + n)));
+    loss += n * l;
+    total += n;
+  }
+  return total > 0 ? loss / total : 0.0;
+}
+
+void StageRunner::validate_and_log() {
+  const std::optional<ValidationResult> v = validate(*obj_, data_, st_);
+  if (!v) return;
+  nlohmann::json rec = {{"type", "val"},          {"stage", st_.name},     {"stage_index", index_},
+                        {"step", state_.step},    {"tokens", state_.tokens}, {"loss", v->loss}};
+  if (v->kl) rec["kl"] = *v->kl;
+  if (v->top1) rec["top1"] = *v->top1;
+  log_.write(rec);
+  if (opt_.progress)
+    fmt::print(stderr, "[{}] step {} validation loss {:.4f}{}{}\n", st_.name, state_.step, v->loss,
+               v->kl ? fmt::format(" kl {:.4f}", *v->kl) : "", v->top1 ? fmt::format(" top1 {:.3f}", *v->top1) : "");
+  draw_curves(log_.path(), (fs::path(out_) / "curves.png").string());
+}
+
+void StageRunner::checkpoint() {
+  state_.rng = rng_.state();
+  state_.metrics_bytes = log_.bytes();
+  write_train_checkpoint(out_, state_, params_, ops_, *adam_, cfg_.text, cfg_.run.keep_checkpoints);
+}
+
+// out/<stage>/ appears whole: the objective writes into a temporary sibling that is renamed.
+void StageRunner::write_student() {
+  const fs::path dir = fs::path(out_) / st_.name, tmp = fs::path(out_) / (".tmp-" + st_.name);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  obj_->save_student(tmp.string());
+  fs::remove_all(dir);
+  fs::rename(tmp, dir);
+  if (opt_.progress) fmt::print(stderr, "[{}] wrote {}\n", st_.name, dir.string());
+}
+
+void StageRunner::progress(const StepRecord& r, double eta_s) const {
+  fmt::print(stderr, "[{}] step {}/{} ({:.0f}%) tokens {} loss {:.4f} lr {:.2e} |g| {:.3f} {} tok/s ETA {}\n",
+             r.stage, r.step, r.steps, 100.0 * static_cast<double>(r.step) / static_cast<double>(r.steps),
+             human_count(static_cast<double>(r.tokens)), r.loss, r.lr, r.grad_norm, human_count(r.tokens_per_s),
+             human_duration(eta_s));
+}
+
+}  // namespace
+
+uint64_t stage_seed(uint64_t run_seed, int stage_index) {
+  TrainRng r(run_seed ^ (0xd1b54a32d192ed03ULL * static_cast<uint64_t>(stage_index + 1)));
+  return r.next_u64();
+}
+
+void run_training(const TrainConfig& config, const TrainerOptions& opt) {
+  const std::string out = opt.out.empty() ? config.run.out : opt.out;
+  if (config.run.threads > 0) omp_set_num_threads(config.run.threads);
+  fs::create_directories(out);
+  remove_partial_checkpoints(out);
+  const std::optional<LatestCheckpoint> latest = find_latest_checkpoint(out);
+  size_t first = 0;
+  if (latest) {
+    const TrainState& s = latest->state;
+    if (s.stage_index < 0 || static_cast<size_t>(s.stage_index) >= config.stages.size() ||
+        config.stages[static_cast<size_t>(s.stage_index)].name != s.stage)
+      fail("{}: the checkpoint {} is of stage {} '{}', which this config does not have at that place", config.path,
+           latest->dir, s.stage_index + 1, s.stage);
+    first = static_cast<size_t>(s.stage_index) + (s.stage_complete ? 1 : 0);
+  }
+  MetricsLog log((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
+  std::unique_ptr<Ops> ops = config.run.backend == "reference" ? make_reference_ops() : make_cpu_ops();
+  for (size_t i = first; i < config.stages.size(); ++i) {
+    const bool resume = latest && !latest->state.stage_complete && i == first;
+    StageRunner runner(config, opt, out, static_cast<int>(i), *ops, log);
+    runner.run(resume ? latest : std::nullopt);
+  }
+  draw_curves(log.path(), (fs::path(out) / "curves.png").string());
+}
+
+}  // namespace arwkv
