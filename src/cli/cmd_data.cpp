@@ -36,13 +36,15 @@ void run_data(DataCli& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::unique_ptr<Tokenizer> tok = open_tokenizer(o.tokenizer);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  o.opt.progress = [](const DataProgress& p) {
+  bool reported = false;
+  o.opt.progress = [&reported](const DataProgress& p) {
     std::fprintf(stderr, "\rdata: %lld documents, %lld tokens, %.1f MB read   ", static_cast<long long>(p.documents),
                  static_cast<long long>(p.tokens), p.bytes / 1e6);
     std::fflush(stderr);
+    reported = true;
   };
   const DataReport r = build_dataset(*tok, o.opt);
-  std::fputs("\r", stderr);
+  if (reported) std::fputs("\n", stderr);
   const DataManifest& m = r.manifest;
   const int64_t tokens = m.train.n_tokens + m.val.n_tokens;
   fmt::print("wrote {}\n", o.opt.out);
