@@ -45,7 +45,8 @@ struct Options {
 
 // What a child reports, in KiB except where said.
 struct Measure {
-  int64_t load_hwm = 0, hwm = 0, rss = 0;
+  int64_t load_hwm = 0, load_rss = 0;      // after loading the model, before any state
+  int64_t hwm = 0, rss = 0, anon = 0, file = 0;  // at the end; RSS = anonymous + file-backed (+ shmem)
   int64_t state_bytes = 0;   // ModelState::memory_bytes(): state, capacity and workspace
   double fill_seconds = 0.0;
 };
@@ -57,6 +58,7 @@ int run_child(const Options& opt) {
   const LanguageModel& model = *m.model;
   Measure r;
   r.load_hwm = bench::proc_status_kib("VmHWM");
+  r.load_rss = bench::proc_status_kib("VmRSS");
   const std::vector<int32_t> ids = bench::random_ids(opt.context + 1, model.config().vocab_size, 2468);
   auto state = model.new_state(opt.context + 1);
   r.fill_seconds = bench::seconds_of([&] {
@@ -69,8 +71,11 @@ int run_child(const Options& opt) {
   model.extend(*state, std::span(ids).last(1));
   r.hwm = bench::proc_status_kib("VmHWM");
   r.rss = bench::proc_status_kib("VmRSS");
+  r.anon = bench::proc_status_kib("RssAnon");
+  r.file = bench::proc_status_kib("RssFile");
   r.state_bytes = static_cast<int64_t>(state->memory_bytes());
-  fmt::print("{} {} {} {} {}\n", r.load_hwm, r.hwm, r.rss, r.state_bytes, r.fill_seconds);
+  fmt::print("{} {} {} {} {} {} {} {}\n", r.load_hwm, r.load_rss, r.hwm, r.rss, r.anon, r.file, r.state_bytes,
+             r.fill_seconds);
   return 0;
 }
 
@@ -114,7 +119,7 @@ Measure measure(const Case& c, const Options& opt) {
                                     fmt::format("--threads={}", opt.threads), "--model=" + c.path};
   std::istringstream in(run_self(args));
   Measure m;
-  if (!(in >> m.load_hwm >> m.hwm >> m.rss >> m.state_bytes >> m.fill_seconds))
+  if (!(in >> m.load_hwm >> m.load_rss >> m.hwm >> m.rss >> m.anon >> m.file >> m.state_bytes >> m.fill_seconds))
     fail("bench_memory: the child for {} printed no measurement", c.path);
   return m;
 }
@@ -134,21 +139,23 @@ std::string mib_of_kib(int64_t kib) { return fmt::format("{:.1f}", static_cast<d
 int run_parent(const Options& opt) {
   const std::string load_before = bench::load_average();
   fmt::print("### Peak resident memory holding a context (one fresh process per row)\n\n");
-  fmt::print("| model | context | filled by | peak RSS MiB | peak after loading MiB | peak − loaded MiB | "
-             "RSS at end MiB | state memory_bytes MiB | fill s |\n");
-  fmt::print("|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
+  fmt::print("| model | context | filled by | peak RSS (VmHWM) MiB | RSS at end MiB | of it anon / file MiB | "
+             "RSS after loading MiB | RSS growth MiB | state memory_bytes MiB | fill s |\n");
+  fmt::print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Case& c : cases_of(opt)) {
     const Measure m = measure(c, opt);
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f} |\n", c.kind, c.context, c.fill,
-               mib_of_kib(m.hwm), mib_of_kib(m.load_hwm), mib_of_kib(m.hwm - m.load_hwm), mib_of_kib(m.rss),
-               static_cast<double>(m.state_bytes) / (1 << 20), m.fill_seconds);
+    fmt::print("| {} | {} | {} | {} | {} | {} / {} | {} | {} | {:.1f} | {:.1f} |\n", c.kind, c.context, c.fill,
+               mib_of_kib(m.hwm), mib_of_kib(m.rss), mib_of_kib(m.anon), mib_of_kib(m.file), mib_of_kib(m.load_rss),
+               mib_of_kib(m.rss - m.load_rss), static_cast<double>(m.state_bytes) / (1 << 20), m.fill_seconds);
     std::fflush(stdout);
   }
   fmt::print("\nteacher {}; student {}. Each process loads its model, fills a state of capacity D+1, decodes one "
              "token, then reads VmHWM/VmRSS.\n", opt.teacher, opt.student);
   fmt::print("prefill: a real prefill of D random tokens; write: set_n_tokens(D) and random values written into "
              "every state tensor (all of a teacher's D cache rows), no prefill.\n");
-  fmt::print("state memory_bytes: what ModelState reports (KV cache or RNN state, plus the prefill workspace).\n");
+  fmt::print("RSS growth: RSS at end − RSS after loading (VmHWM after loading can include freed load buffers that "
+             "the state then reuses). file: pages of mapped checkpoint files. state memory_bytes: what ModelState "
+             "reports (KV cache or RNN state, plus the prefill workspace).\n");
   fmt::print("Load average before: {}, after: {}.\n", load_before, bench::load_average());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,7 +38,7 @@ struct Options {
   std::vector<int64_t> prefill = {128, 1024};
   int64_t teacher_prefill_max = 1024;
   int n_gen = 16;
-  int reps = 3;
+  int reps = 5;
   int threads = 0;
 };
 
@@ -86,40 +87,61 @@ void warm_up(const LanguageModel& teacher, const LanguageModel& student, Ids ids
   }
 }
 
+// The states decode_contexts() works on: the student's, prefilled context to context, and a copy
+// of it that each repetition decodes from.
+struct StudentStates {
+  std::unique_ptr<ModelState> running, decoding;
+};
+
+// One decode row at context D: the teacher's cache of D tokens, prefilled (ids) or written with
+// random values, then repetitions of n_gen tokens, teacher and student in turn.
+DecodeRow decode_row(const LanguageModel& teacher, const LanguageModel& student, StudentStates& s, Ids prefix,
+                     Ids next, bool prefill_teacher, int reps) {
+  DecodeRow row;
+  row.context = static_cast<int64_t>(prefix.size());
+  row.teacher_prefilled = prefill_teacher;
+  auto cache = teacher.new_state(row.context + static_cast<int64_t>(next.size()));
+  if (prefill_teacher) {
+    teacher.extend(*cache, prefix);
+  } else {
+    bench::write_random_state(teacher.ops(), *cache, row.context, 77);
+  }
+  row.teacher_state = bench::state_tensor_bytes(*cache);
+  row.student_state = bench::state_tensor_bytes(*s.running);
+  for (int r = 0; r < reps; ++r) {
+    cache->set_n_tokens(row.context);
+    row.tps.teacher.push_back(decode_tps(teacher, *cache, next));
+    bench::copy_state(student.ops(), *s.decoding, *s.running);
+    row.tps.student.push_back(decode_tps(student, *s.decoding, next));
+  }
+  return row;
+}
+
+// Rows by context; the largest context the teacher prefills is measured again with a written cache,
+// to show that the values in the cache do not change the decode time.
 std::vector<DecodeRow> bench_decode(const LanguageModel& teacher, const LanguageModel& student, const Options& opt,
                                     StudentFill& fill) {
   std::vector<int64_t> contexts = opt.contexts;
+  std::erase_if(contexts, [](int64_t D) { return D <= 0; });
   std::sort(contexts.begin(), contexts.end());
+  if (contexts.empty()) return {};
   const int64_t vocab = teacher.config().vocab_size;
   const std::vector<int32_t> prefix = bench::random_ids(contexts.back(), vocab, 4321);
   const std::vector<int32_t> next = bench::random_ids(opt.n_gen, vocab, 987);
-  auto running = student.new_state(contexts.back());
-  auto decoding = student.new_state(contexts.back() + opt.n_gen);
+  StudentStates s{student.new_state(contexts.back()), student.new_state(contexts.back() + opt.n_gen)};
+  int64_t check_at = 0;
+  for (int64_t D : contexts)
+    if (D <= opt.teacher_prefill_max) check_at = D;
   std::vector<DecodeRow> rows;
   for (int64_t D : contexts) {
     Ids more = Ids(prefix).subspan(static_cast<size_t>(fill.tokens), static_cast<size_t>(D - fill.tokens));
-    if (!more.empty()) fill.seconds += bench::seconds_of([&] { student.extend(*running, more); });
+    fill.seconds += bench::seconds_of([&] { student.extend(*s.running, more); });
     fill.tokens = D;
-    DecodeRow row;
-    row.context = D;
-    row.teacher_prefilled = D <= opt.teacher_prefill_max;
-    auto cache = teacher.new_state(D + opt.n_gen);
-    if (row.teacher_prefilled) {
-      teacher.extend(*cache, Ids(prefix).first(static_cast<size_t>(D)));
-    } else {
-      bench::write_random_state(teacher.ops(), *cache, D, 77);
-    }
-    row.teacher_state = bench::state_tensor_bytes(*cache);
-    row.student_state = bench::state_tensor_bytes(*running);
-    for (int r = 0; r < opt.reps; ++r) {
-      cache->set_n_tokens(D);
-      row.tps.teacher.push_back(decode_tps(teacher, *cache, next));
-      bench::copy_state(student.ops(), *decoding, *running);
-      row.tps.student.push_back(decode_tps(student, *decoding, next));
-    }
+    Ids held = Ids(prefix).first(static_cast<size_t>(D));
+    rows.push_back(decode_row(teacher, student, s, held, next, D <= opt.teacher_prefill_max, opt.reps));
+    if (D == check_at) rows.push_back(decode_row(teacher, student, s, held, next, false, opt.reps));
     std::fprintf(stderr, "bench_student: decode @ %lld done (load %s)\n", static_cast<long long>(D),
                  bench::load_average().c_str());
-    rows.push_back(std::move(row));
   }
   return rows;
 }
@@ -128,6 +150,7 @@ std::vector<PrefillRow> bench_prefill(const LanguageModel& teacher, const Langua
                                       const Options& opt) {
   std::vector<PrefillRow> rows;
   for (int64_t T : opt.prefill) {
+    if (T <= 0) continue;
     const std::vector<int32_t> ids = bench::random_ids(T, teacher.config().vocab_size, 1234);
     PrefillRow row;
     row.tokens = T;
@@ -220,7 +243,7 @@ int main(int argc, char** argv) {
   app.add_option("--teacher", opt.teacher, "Teacher checkpoint (HF directory or GGUF)")->capture_default_str();
   app.add_option("--student", opt.student, "Student checkpoint directory (arwkv convert)")->required();
   app.add_option("--contexts", opt.contexts, "Decode contexts D")->delimiter(',')->capture_default_str();
-  app.add_option("--prefill", opt.prefill, "Prefill lengths T")->delimiter(',')->capture_default_str();
+  app.add_option("--prefill", opt.prefill, "Prefill lengths T (0: none)")->delimiter(',')->capture_default_str();
   app.add_option("--teacher-prefill-max", opt.teacher_prefill_max,
                  "Largest context the teacher prefills for real; beyond, its cache is written with random values")
       ->capture_default_str();
