@@ -1,6 +1,7 @@
 // The arwkv program end to end: exit codes and messages for bad input, and the real teacher
 // answering through generate and chat.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -15,6 +16,11 @@ using arwkv::test::model_path;
 
 namespace {
 
+// ctest runs tests as separate processes at once: temporary files carry the process id.
+fs::path temp_file(const std::string& name) {
+  return fs::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+}
+
 struct CliRun {
   int status = -1;
   std::string output;  // stdout and stderr together
@@ -24,7 +30,7 @@ CliRun run(const std::string& args, const std::string& stdin_text = "") {
   std::string bin = arwkv::test::arwkv_bin();
   std::string cmd = bin + " " + args + " 2>&1";
   if (!stdin_text.empty()) {
-    fs::path in = fs::temp_directory_path() / "arwkv_cli_stdin.txt";
+    fs::path in = temp_file("arwkv_cli_stdin.txt");
     std::ofstream(in) << stdin_text;
     cmd += " < " + in.string();
   } else {
@@ -52,7 +58,7 @@ TEST(Cli, MissingModelFileIsAnErrorNamingIt) {
 
 TEST(Cli, TruncatedGgufIsAnErrorNamingIt) {
   ARWKV_REQUIRE_FILE(kTeacher);
-  fs::path cut = fs::temp_directory_path() / "arwkv_truncated.gguf";
+  fs::path cut = temp_file("arwkv_truncated.gguf");
   {
     std::ifstream in(kTeacher, std::ios::binary);
     std::string head(1 << 20, '\0');
@@ -108,7 +114,7 @@ TEST(Cli, SameSeedSameText) {
 
 TEST(Cli, RestoredStateContinuesExactly) {
   ARWKV_REQUIRE_FILE(kTeacher);
-  const std::string st = (fs::temp_directory_path() / "arwkv_cli_state.st").string();
+  const std::string st = temp_file("arwkv_cli_state.st").string();
   const std::string base = "generate -m " + kTeacher + " --temperature 0 -q";
   CliRun whole = run(base + " -p \"Once upon a time\" -n 12");
   CliRun first = run(base + " -p \"Once upon a time\" -n 6 --state-out " + st);

@@ -2,6 +2,7 @@
 // the student directory as the model. An untrained student's text is not meaningful, but it is
 // deterministic, so a run split by a saved state must give exactly the tokens of a whole run.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -36,7 +37,8 @@ class StudentCli : public ::testing::Test {
   static void SetUpTestSuite() {
     const std::string teacher = arwkv::test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
     if (!fs::exists(teacher)) return;
-    dir_ = (fs::temp_directory_path() / "arwkv_cli_student").string();
+    // ctest runs each test as its own process, several at once: one directory per process.
+    dir_ = (fs::temp_directory_path() / ("arwkv_cli_student_" + std::to_string(getpid()))).string();
     fs::remove_all(dir_);
     CliRun c = run("convert --teacher " + teacher + " --out " + dir_ + " --dtype bf16");
     if (c.status != 0) {
@@ -64,7 +66,7 @@ TEST_F(StudentCli, InfoShowsTheRnnState) {
 }
 
 TEST_F(StudentCli, RestoredStateContinuesExactly) {
-  const std::string st = (fs::temp_directory_path() / "arwkv_cli_student.st").string();
+  const std::string st = (fs::temp_directory_path() / ("arwkv_cli_student_" + std::to_string(getpid()) + ".st")).string();
   const std::string base = "generate -m " + dir_ + " --temperature 0 -q";
   CliRun whole = run(base + " -p \"The capital of France is\" -n 10");
   CliRun first = run(base + " -p \"The capital of France is\" -n 5 --state-out " + st);
@@ -87,7 +89,7 @@ TEST_F(StudentCli, RestoredStateContinuesExactly) {
 }
 
 TEST_F(StudentCli, ChatRunsOnTheStudent) {
-  const std::string turns = (fs::temp_directory_path() / "arwkv_student_chat.txt").string();
+  const std::string turns = (fs::temp_directory_path() / ("arwkv_student_chat_" + std::to_string(getpid()) + ".txt")).string();
   FILE* in = std::fopen(turns.c_str(), "w");
   std::fputs("Hello!\nAnd again?\n", in);
   std::fclose(in);
