@@ -55,6 +55,13 @@ class Student final : public LanguageModel {
   struct Layer;
   struct Workspace;
 
+  // For training, which differentiates the forward over these weight views (student_parts.h) and
+  // updates the weights in place through them. lm_head() is embedding() when the two are tied.
+  const std::vector<Layer>& layers() const { return layers_; }
+  Tensor embedding() const { return embed_; }
+  Tensor final_norm() const { return final_norm_; }
+  Tensor lm_head() const { return lm_head_; }
+
  private:
   void run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, StudentCapture* capture) const;
   void time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T, bool reset) const;

@@ -1,0 +1,122 @@
+// The distillation objectives of SPEC §4, registered as the stage kinds "align", "kd" and "sft":
+//   align: each student time-mix layer on the frozen teacher's normed input of its layer, trained to
+//          reproduce the teacher's attention output: loss = mean over time-mix layers and input
+//          tokens of ‖A_teacher − A_student‖²/C. Only time-mix parameters; v_first comes from the
+//          student's first time-mix layer on its own teacher input, and its gradient flows back.
+//   kd:    the whole student; loss = τ²·KL(p_teacher ‖ p_student) at temperature τ over the full
+//          vocabulary, or over the teacher's top k (renormalised), + α·cross-entropy of the next
+//          token; mean over counted targets. The teacher may be a larger model sharing the vocabulary.
+//   sft:   cross-entropy of the counted targets (assistant tokens: the batch mask) only.
+// Counted targets are Batch::target_valid (same document, mask 1): padding and a document's last
+// token never count. Packed documents stay apart: the student resets where a document starts, the
+// teacher masks attention by document. Validation reports the loss and, for align and kd, the mean
+// KL(teacher ‖ student) at τ = 1 and the top-1 agreement of the whole student with the teacher.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/student/student.h"
+#include "model/teacher/teacher.h"
+#include "train/objective.h"
+#include "train/student_backward.h"
+
+namespace arwkv {
+
+struct KdOptions {
+  float temperature = 1.0f;
+  int64_t top_k = 0;        // 0: the full vocabulary
+  float ce_weight = 0.0f;   // α
+};
+
+// What the three objectives share: the student (owned), its backprop, an optional teacher, the
+// batch laid out for the device, the head's row chunks, validation against the teacher, saving.
+class StudentObjective : public Objective {
+ public:
+  std::vector<Parameter> parameters() override { return backprop_.parameters(); }
+  void zero_grad() override { backprop_.zero_grad(); }
+  // config.json + model.safetensors (F32, so later stages start from exactly these weights) and
+  // the student's tokenizer.json alongside when it had one.
+  void save_student(const std::string& dir) override;
+
+  const Student& student() const { return *student_; }
+  StudentBackprop& backprop() { return backprop_; }
+
+ protected:
+  StudentObjective(std::unique_ptr<Student> student, std::unique_ptr<Teacher> teacher, const StudentGradOptions& opt,
+                   std::string tokenizer_json);
+
+  // Host arrays of a batch: input ids, reset flags, targets, counted flags (B·T each).
+  void read_batch(const Batch& batch);
+  // Per row, the teacher's logits [T, V] (and its attention inputs/outputs with capture).
+  void run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures);
+  // KL(teacher ‖ student) at τ = 1 and top-1 agreement over counted targets, from Student::forward.
+  void agreement(const Batch& batch, ValidationResult& out);
+  // The whole student over the batch, then the head in row chunks: chunk(r0, logits [n, V],
+  // dlogits [n, V] or empty, loss [n]) writes per-row losses (and their gradients). Returns the sum
+  // of the losses; with backward, back-propagates into the parameters.
+  using ChunkLoss = std::function<void(int64_t, Tensor, Tensor, Tensor)>;
+  double head_pass(bool backward, const ChunkLoss& chunk);
+  // Device views of rows [r0, r0 + n) of the batch's targets and counted flags (I32).
+  Tensor targets(int64_t r0, int64_t n) const { return targets_dev_.slice_rows(r0, r0 + n); }
+  Tensor counted(int64_t r0, int64_t n) const { return counted_dev_.slice_rows(r0, r0 + n); }
+  double sum_of(Tensor loss);  // downloads a loss vector and sums it in double
+
+  std::unique_ptr<Student> student_;
+  std::unique_ptr<Teacher> teacher_;
+  StudentBackprop backprop_;
+  std::string tokenizer_json_;
+  int64_t B_ = 0, T_ = 0, n_counted_ = 0;
+  std::vector<int32_t> ids_, resets_, targets_, counted_;
+  std::vector<HostTensor> teacher_logits_;  // per row [T, V]
+  Buffer io_;                               // device: targets, counted flags, the head's chunks
+  Tensor targets_dev_, counted_dev_, logits_, dlogits_, dlogits2_, loss_, loss2_, chunk_a_, chunk_b_;
+  int64_t io_rows_ = 0;
+  int64_t top_k_ = 0;  // columns of chunk_b_ (kd with a top-k teacher)
+
+ private:
+  void size_io();
+};
+
+class AlignObjective final : public StudentObjective {
+ public:
+  AlignObjective(std::unique_ptr<Student> student, std::unique_ptr<Teacher> teacher, bool recompute,
+                 std::string tokenizer_json = "");
+  double forward_backward(const Batch& batch) override;
+  ValidationResult validate(const Batch& batch) override;
+  int64_t count(const Batch& batch) const override { return batch.B * batch.T; }  // every input token
+
+ private:
+  double run(const Batch& batch, bool backward);
+  Buffer layer_io_;
+  Tensor inputs_, outputs_, targets_all_, layer_loss_;  // [Lw, R, C] ×3, [R]
+};
+
+class KdObjective final : public StudentObjective {
+ public:
+  // groups: the trainable parameter groups. The teacher's vocabulary must be the student's.
+  KdObjective(std::unique_ptr<Student> student, std::unique_ptr<Teacher> teacher, const std::vector<std::string>& groups,
+              const KdOptions& kd, bool recompute, std::string tokenizer_json = "");
+  double forward_backward(const Batch& batch) override;
+  ValidationResult validate(const Batch& batch) override;
+
+ private:
+  double run(bool backward);
+  KdOptions kd_;
+};
+
+class SftObjective final : public StudentObjective {
+ public:
+  SftObjective(std::unique_ptr<Student> student, const std::vector<std::string>& groups, bool recompute,
+               std::string tokenizer_json = "");
+  double forward_backward(const Batch& batch) override;
+  ValidationResult validate(const Batch& batch) override;
+};
+
+// Registers "align", "kd" and "sft": each loads the stage's student (RunContext::student_path) and,
+// for align and kd, the teacher ([run] teacher, or the stage's kd_teacher) on the context's backend.
+void register_student_objectives();
+
+}  // namespace arwkv
