@@ -1,50 +1,19 @@
 // The arwkv program end to end: exit codes and messages for bad input, and the real teacher
 // answering through generate and chat.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include "test_util.h"
+#include "cli_util.h"
 
 namespace fs = std::filesystem;
+using arwkv::test::CliRun;
 using arwkv::test::model_path;
+using arwkv::test::temp_file;
 
 namespace {
 
-// ctest runs tests as separate processes at once: temporary files carry the process id.
-fs::path temp_file(const std::string& name) {
-  return fs::temp_directory_path() / (name + "_" + std::to_string(getpid()));
-}
-
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run(const std::string& args, const std::string& stdin_text = "") {
-  std::string bin = arwkv::test::arwkv_bin();
-  std::string cmd = bin + " " + args + " 2>&1";
-  if (!stdin_text.empty()) {
-    fs::path in = temp_file("arwkv_cli_stdin.txt");
-    std::ofstream(in) << stdin_text;
-    cmd += " < " + in.string();
-  } else {
-    cmd += " < /dev/null";
-  }
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+CliRun run(const std::string& args, const std::string& stdin_text = "") { return arwkv::test::run_arwkv(args, stdin_text); }
 
 const std::string kTeacher = model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
 

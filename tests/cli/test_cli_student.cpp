@@ -1,36 +1,19 @@
 // The student through the program: convert the real teacher, then generate and restore state with
 // the student directory as the model. An untrained student's text is not meaningful, but it is
 // deterministic, so a run split by a saved state must give exactly the tokens of a whole run.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
-#include "test_util.h"
+#include "cli_util.h"
 
 namespace fs = std::filesystem;
+using arwkv::test::CliRun;
+using arwkv::test::temp_file;
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string output;
-};
-
-CliRun run(const std::string& args, const std::string& stdin_path = "/dev/null") {
-  std::string cmd = arwkv::test::arwkv_bin() + " " + args + " 2>&1 < " + stdin_path;
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+CliRun run(const std::string& args, const std::string& stdin_text = "") { return arwkv::test::run_arwkv(args, stdin_text); }
 
 class StudentCli : public ::testing::Test {
  protected:
@@ -38,7 +21,7 @@ class StudentCli : public ::testing::Test {
     const std::string teacher = arwkv::test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
     if (!fs::exists(teacher)) return;
     // ctest runs each test as its own process, several at once: one directory per process.
-    dir_ = (fs::temp_directory_path() / ("arwkv_cli_student_" + std::to_string(getpid()))).string();
+    dir_ = temp_file("arwkv_cli_student").string();
     fs::remove_all(dir_);
     CliRun c = run("convert --teacher " + teacher + " --out " + dir_ + " --dtype bf16");
     if (c.status != 0) {
@@ -66,7 +49,7 @@ TEST_F(StudentCli, InfoShowsTheRnnState) {
 }
 
 TEST_F(StudentCli, RestoredStateContinuesExactly) {
-  const std::string st = (fs::temp_directory_path() / ("arwkv_cli_student_" + std::to_string(getpid()) + ".st")).string();
+  const std::string st = temp_file("arwkv_cli_student.st").string();
   const std::string base = "generate -m " + dir_ + " --temperature 0 -q";
   CliRun whole = run(base + " -p \"The capital of France is\" -n 10");
   CliRun first = run(base + " -p \"The capital of France is\" -n 5 --state-out " + st);
@@ -89,12 +72,7 @@ TEST_F(StudentCli, RestoredStateContinuesExactly) {
 }
 
 TEST_F(StudentCli, ChatRunsOnTheStudent) {
-  const std::string turns = (fs::temp_directory_path() / ("arwkv_student_chat_" + std::to_string(getpid()) + ".txt")).string();
-  FILE* in = std::fopen(turns.c_str(), "w");
-  std::fputs("Hello!\nAnd again?\n", in);
-  std::fclose(in);
-  CliRun r = run("chat -m " + dir_ + " -n 6 --temperature 0 -q", turns);
-  fs::remove(turns);
+  CliRun r = run("chat -m " + dir_ + " -n 6 --temperature 0 -q", "Hello!\nAnd again?\n");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("user: Hello!"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("user: And again?"), std::string::npos) << r.output;

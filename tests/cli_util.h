@@ -1,0 +1,49 @@
+// Running the arwkv program from tests: its exit status and everything it printed.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace arwkv::test {
+
+// ctest runs tests as separate processes at once: temporary paths carry the process id.
+inline std::filesystem::path temp_file(const std::string& name) {
+  return std::filesystem::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+}
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `arwkv ARGS` with stdin_text as its standard input (empty: /dev/null).
+inline CliRun run_arwkv(const std::string& args, const std::string& stdin_text = "") {
+  std::string cmd = arwkv_bin() + " " + args + " 2>&1";
+  std::filesystem::path in;
+  if (!stdin_text.empty()) {
+    in = temp_file("arwkv_stdin.txt");
+    std::ofstream(in) << stdin_text;
+    cmd += " < " + in.string();
+  } else {
+    cmd += " < /dev/null";
+  }
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  if (!in.empty()) std::filesystem::remove(in);
+  return r;
+}
+
+}  // namespace arwkv::test
