@@ -13,7 +13,8 @@
 # tokens per repetition, default 32), BUILD_DIR (our build, default build-bench), MODEL (default
 # models/SmolLM2-135M-Instruct.F32.gguf, made by scripts/build_llamacpp.sh), LLAMA_BENCH_ARGS
 # (extra llama-bench arguments), NO_BUILD (set: use the bench_teacher already built), OUT_DIR
-# (keep the raw JSON results there). Needs jq.
+# (keep the raw JSON results there), MAX_BUSY and IDLE_WAIT_S (before each repetition, wait up to
+# IDLE_WAIT_S seconds for the other programs to use at most MAX_BUSY percent of the CPUs). Needs jq.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,9 +39,27 @@ fi
 
 llama_args=(-m "$model" -t "$threads" -r 1 ${LLAMA_BENCH_ARGS:-} -o json)
 ours_args=(--model="$model" --threads="$threads" --n_gen="$n_gen" --benchmark_format=json)
+# Share of all CPU time that other programs used over the last second, in percent.
+busy_percent() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+  local total=0 idle=$(((b[4] + b[5]) - (a[4] + a[5])))
+  for k in 1 2 3 4 5 6 7 8; do total=$((total + b[k] - a[k])); done
+  echo $((100 - 100 * idle / (total > 0 ? total : 1)))
+}
+# Waits (at most IDLE_WAIT_S seconds, default 300) until the others leave the CPUs nearly idle.
+wait_for_idle() {
+  local waited=0 busy
+  while busy=$(busy_percent) && ((busy > ${MAX_BUSY:-15} && waited < ${IDLE_WAIT_S:-300})); do
+    sleep 4; waited=$((waited + 5))
+  done
+  ((busy <= ${MAX_BUSY:-15})) || echo "vs_llamacpp: machine still ${busy}% busy, measuring anyway" >&2
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # One repetition of each program in turn, so that both see the same changes in the machine's load.
 for ((i = 1; i <= reps; i++)); do
+  wait_for_idle
   echo "vs_llamacpp: repetition $i/$reps" >&2
   "$llama_bench" "${llama_args[@]}" -p 128,1024 -n 0 >"$work/llama_pp_$i.json" 2>>"$work/llama.log"
   "$llama_bench" "${llama_args[@]}" -p 0 -n "$n_gen" -d 128,1024 >"$work/llama_tg_$i.json" 2>>"$work/llama.log"
