@@ -2,7 +2,8 @@
 // directory written by build_dataset, and a config for them.
 //
 // Toy model: per target position, s = Σ_d E[input, d]·w[d] + c and the loss is (s − y)² with
-// y = (target mod 7) / 7; E [V, D] is an "embedding" matrix (decay), w [D] the "head", c [1] a
+// y = (target mod 7) / 7, in training weighted by a random factor in [0.5, 1.5) drawn from the
+// run's random stream (so resuming must restore it); E [V, D] is an "embedding" matrix (decay), w [D] the "head", c [1] a
 // "norm" vector. Its gradients are written out by hand in double; parameters live in host memory
 // (the reference and CPU backends work on host pointers).
 #pragma once
@@ -25,8 +26,8 @@ class ToyObjective final : public Objective {
  public:
   static constexpr int64_t kV = 64, kD = 5;
 
-  ToyObjective(Ops& ops, uint64_t seed)
-      : Objective(ops), E_(Shape{kV, kD}), w_(Shape{kD}), c_(Shape{1}),
+  ToyObjective(Ops& ops, uint64_t seed, TrainRng* rng = nullptr)
+      : Objective(ops), rng_(rng), E_(Shape{kV, kD}), w_(Shape{kD}), c_(Shape{1}),
         dE_(Shape{kV, kD}), dw_(Shape{kD}), dc_(Shape{1}) {
     E_.values = random_vector(E_.values.size(), seed, -0.5f, 0.5f);
     w_.values = random_vector(w_.values.size(), seed + 1, -0.5f, 0.5f);
@@ -69,8 +70,9 @@ class ToyObjective final : public Objective {
         const double y = static_cast<double>(batch.target(b, t) % 7) / 7.0;
         double s = c_.values[0];
         for (int64_t d = 0; d < kD; ++d) s += double{E_.values[x * kD + d]} * w_.values[d];
-        loss += (s - y) * (s - y);
-        if (grad) add_grads(x, 2.0 * (s - y) / n);
+        const double k = grad && rng_ ? 0.5 + rng_->next_uniform() : 1.0;
+        loss += k * (s - y) * (s - y);
+        if (grad) add_grads(x, k * 2.0 * (s - y) / n);
       }
     return loss / n;
   }
@@ -84,12 +86,13 @@ class ToyObjective final : public Objective {
     dc_.values[0] += static_cast<float>(g);
   }
 
+  TrainRng* rng_;
   HostTensor E_, w_, c_, dE_, dw_, dc_;
 };
 
 inline void register_toy_objective() {
   register_objective("toy", [](const StageConfig&, const RunContext& ctx) {
-    auto toy = std::make_unique<ToyObjective>(*ctx.ops, 11);
+    auto toy = std::make_unique<ToyObjective>(*ctx.ops, 11, ctx.rng);
     if (ctx.stage_index > 0) toy->load(ctx.student_path);
     return toy;
   });
