@@ -22,7 +22,8 @@ struct Glyph {
   const char* rows[7];
 };
 
-// Each row: five dots, '#' on.
+// Each row: five dots, '#' on. Lower case, digits, a few capitals (M and G for token counts) and
+// punctuation; other capitals are drawn as their lower case.
 constexpr Glyph kFont[] = {
     {'0', {".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."}},
     {'1', {"..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."}},
@@ -60,6 +61,8 @@ constexpr Glyph kFont[] = {
     {'x', {".....", ".....", "#...#", ".#.#.", "..#..", ".#.#.", "#...#"}},
     {'y', {".....", ".....", "#...#", "#...#", ".####", "....#", ".###."}},
     {'z', {".....", ".....", "#####", "...#.", "..#..", ".#...", "#####"}},
+    {'M', {"#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"}},
+    {'G', {".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".###."}},
     {'.', {".....", ".....", ".....", ".....", ".....", ".##..", ".##.."}},
     {',', {".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."}},
     {'-', {".....", ".....", ".....", "#####", ".....", ".....", "....."}},
@@ -76,6 +79,8 @@ constexpr Glyph kFont[] = {
 constexpr const char* kUnknown[7] = {"#####", "#...#", "#...#", "#...#", "#...#", "#...#", "#####"};
 
 const char* const* glyph(char c) {
+  for (const Glyph& g : kFont)
+    if (g.c == c) return g.rows;
   const char lc = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const Glyph& g : kFont)
     if (g.c == lc) return g.rows;

@@ -22,8 +22,8 @@ class Image {
   void set(int x, int y, Rgb c);  // ignores points outside
   void line(double x0, double y0, double x1, double y1, Rgb c, int thickness = 1);
   void rect(int x0, int y0, int x1, int y1, Rgb c);  // filled, inclusive
-  // Text with its top-left corner at (x, y), `scale` pixels per font dot; letters are drawn in
-  // lower case, characters outside the font as a box. Returns the width drawn.
+  // Text with its top-left corner at (x, y), `scale` pixels per font dot; capitals other than M
+  // and G are drawn in lower case, characters outside the font as a box. Returns the width drawn.
   int text(int x, int y, const std::string& s, Rgb c, int scale = 1);
   static int text_width(const std::string& s, int scale = 1);
 
