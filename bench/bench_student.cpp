@@ -87,7 +87,7 @@ void warm_up(const LanguageModel& teacher, const LanguageModel& student, Ids ids
   }
 }
 
-// The states decode_contexts() works on: the student's, prefilled context to context, and a copy
+// The student states bench_decode() works on: the student's, prefilled context to context, and a copy
 // of it that each repetition decodes from.
 struct StudentStates {
   std::unique_ptr<ModelState> running, decoding;
