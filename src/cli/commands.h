@@ -13,5 +13,6 @@ void add_convert(CLI::App& app);
 void add_data(CLI::App& app);
 void add_chatgen(CLI::App& app);
 void add_distill(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace arwkv::cli

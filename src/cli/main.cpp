@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   arwkv::cli::add_data(app);
   arwkv::cli::add_chatgen(app);
   arwkv::cli::add_distill(app);
+  arwkv::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

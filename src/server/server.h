@@ -1,0 +1,44 @@
+// The HTTP server: OpenAI-compatible routes (GET /v1/models, POST /v1/completions and
+// /v1/chat/completions, streamed as server-sent events when asked) and GET /health and /metrics,
+// over a Scheduler that owns the model. Handlers run on the HTTP library's worker threads and only
+// parse, queue and wait; bad requests get a 4xx JSON error and the server keeps serving.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "infer/loaded_model.h"
+#include "server/scheduler.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace arwkv {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;              // 0: any free port
+  std::string model_id;         // the name clients use; default: the model file's name
+  SchedulerOptions scheduler;
+};
+
+class HttpServer {
+ public:
+  HttpServer(const LoadedModel& model, const std::string& model_path, const ServerOptions& opt);
+  ~HttpServer();
+  int bind();    // binds the socket; returns the port (throws when it cannot)
+  void listen();  // serves until stop()
+  void stop();   // from any thread
+  const std::string& model_id() const { return id_; }
+
+ private:
+  struct Routes;
+  const LoadedModel& m_;
+  ServerOptions opt_;
+  std::string path_, id_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<httplib::Server> http_;
+};
+
+}  // namespace arwkv
