@@ -8,24 +8,20 @@
 
 namespace arwkv {
 
-LoadedModel::LoadedModel() = default;
-LoadedModel::LoadedModel(LoadedModel&&) noexcept = default;
-LoadedModel& LoadedModel::operator=(LoadedModel&&) noexcept = default;
-LoadedModel::~LoadedModel() = default;
-
 LoadedModel LoadedModel::open(const std::string& path) {
   LoadedModel m;
   m.ops = make_cpu_ops();
   if (is_student_checkpoint(path)) {
-    m.student_checkpoint = StudentCheckpoint::open(path);
-    m.model = std::make_unique<Student>(*m.student_checkpoint, *m.ops);
-    const std::string tok = m.student_checkpoint->tokenizer_json_path();
+    auto ck = StudentCheckpoint::open(path);
+    const std::string tok = ck->tokenizer_json_path();
     if (tok.empty()) fail("{}: the student checkpoint has no tokenizer.json", path);
     m.tokenizer = std::make_unique<Tokenizer>(load_tokenizer_json(tok));
+    m.model = std::make_unique<Student>(*ck, *m.ops);
+    m.student = true;
   } else {
-    m.checkpoint = Checkpoint::open(path);
-    m.model = std::make_unique<Teacher>(*m.checkpoint, *m.ops);
-    m.tokenizer = load_tokenizer(*m.checkpoint);
+    auto ck = Checkpoint::open(path);
+    m.tokenizer = load_tokenizer(*ck);
+    m.model = std::make_unique<Teacher>(*ck, *m.ops);
   }
   return m;
 }

@@ -12,11 +12,9 @@
 
 namespace arwkv {
 
-class StudentCheckpoint;
-
+// The checkpoint file is only read while loading: the weights then live in the backend's memory
+// and the file is unmapped, so it does not stay resident beside them.
 struct LoadedModel {
-  std::unique_ptr<Checkpoint> checkpoint;                 // a teacher's, or null
-  std::shared_ptr<StudentCheckpoint> student_checkpoint;  // a student's, or null
   std::unique_ptr<Ops> ops;
   std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -24,13 +22,11 @@ struct LoadedModel {
   // path: a student checkpoint directory (config.json of model_type rwkv_hybrid), a teacher's HF
   // directory, a .safetensors file beside its config.json, or a .gguf file.
   static LoadedModel open(const std::string& path);
-  LoadedModel();
-  LoadedModel(LoadedModel&&) noexcept;
-  LoadedModel& operator=(LoadedModel&&) noexcept;
-  ~LoadedModel();
-  bool is_student() const { return student_checkpoint != nullptr; }
+  bool is_student() const { return student; }
   // Token ids that end a reply: the tokenizer's stop tokens and the config's eos ids.
   std::vector<int32_t> stop_ids() const;
+
+  bool student = false;
 };
 
 }  // namespace arwkv
