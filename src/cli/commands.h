@@ -14,5 +14,6 @@ void add_data(CLI::App& app);
 void add_chatgen(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_export(CLI::App& app);
 
 }  // namespace arwkv::cli

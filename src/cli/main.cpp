@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   arwkv::cli::add_chatgen(app);
   arwkv::cli::add_distill(app);
   arwkv::cli::add_serve(app);
+  arwkv::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
