@@ -92,6 +92,8 @@ SchedulerMetrics Scheduler::metrics() const {
 
 bool Scheduler::admit(std::vector<std::unique_ptr<Active>>& active) {
   std::unique_lock lock(mutex_);
+  metrics_.active = static_cast<int64_t>(active.size());
+  metrics_.cache = cache_.stats();
   cv_.wait(lock, [&] { return stop_ || !active.empty() || !queue_.empty(); });
   while (!stop_ && static_cast<int>(active.size()) < opt_.parallel && !queue_.empty()) {
     active.push_back(std::move(queue_.front()));
