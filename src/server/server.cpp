@@ -150,6 +150,7 @@ HttpServer::HttpServer(const LoadedModel& model, const std::string& model_path, 
                   {"meta", {{"n_ctx", opt_.scheduler.ctx}, {"student", m_.is_student()}}}};
     send_json(res, 200, {{"object", "list"}, {"data", json::array({model})}});
   });
+  add_tokenizer_routes();
   auto metrics = [this](const httplib::Request&, httplib::Response& res) {
     json j = metrics_json(scheduler_->metrics());
     j["status"] = "ok";
@@ -172,6 +173,35 @@ HttpServer::HttpServer(const LoadedModel& model, const std::string& model_path, 
     } catch (...) {
     }
     send_json(res, 500, error_body(what, "server_error", "internal_error"));
+  });
+}
+
+// The tokenizer endpoints of vLLM and llama.cpp servers, which lm-eval's remote tokenizer uses.
+void HttpServer::add_tokenizer_routes() {
+  http_->Get("/tokenizer_info", [this](const httplib::Request&, httplib::Response& res) {
+    const Tokenizer& tok = *m_.tokenizer;
+    auto text = [&](int32_t id) { return id >= 0 && id < tok.vocab_size() ? json(tok.token_text(id)) : json(nullptr); };
+    const TokenizerData& d = tok.data();
+    const int32_t eos = d.eos_id >= 0 ? d.eos_id : (m_.stop_ids().empty() ? -1 : m_.stop_ids()[0]);
+    send_json(res, 200, {{"eos_token", text(eos)}, {"bos_token", text(d.bos_id)}, {"pad_token", text(d.pad_id)},
+                         {"chat_template", d.chat_template}, {"vocab_size", tok.vocab_size()}});
+  });
+  http_->Post("/tokenize", [this](const httplib::Request& rq, httplib::Response& res) {
+    const json j = json::parse(rq.body, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
+      return send_json(res, 400, error_body("/tokenize takes {\"prompt\": string}", "invalid_request_error", "invalid_type"));
+    send_json(res, 200, {{"tokens", m_.tokenizer->encode(j["prompt"].get<std::string>())}});
+  });
+  http_->Post("/detokenize", [this](const httplib::Request& rq, httplib::Response& res) {
+    const json j = json::parse(rq.body, nullptr, false);
+    std::vector<int32_t> ids;
+    bool ok = j.is_object() && j.contains("tokens") && j["tokens"].is_array();
+    for (const json& t : ok ? j["tokens"] : json::array()) {
+      ok = ok && t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() < m_.tokenizer->vocab_size();
+      if (ok) ids.push_back(t.get<int32_t>());
+    }
+    if (!ok) return send_json(res, 400, error_body("/detokenize takes {\"tokens\": [token ids]}", "invalid_request_error", "invalid_type"));
+    send_json(res, 200, {{"prompt", m_.tokenizer->decode(ids)}});
   });
 }
 

@@ -1,5 +1,6 @@
 // The HTTP server: OpenAI-compatible routes (GET /v1/models, POST /v1/completions and
-// /v1/chat/completions, streamed as server-sent events when asked) and GET /health and /metrics,
+// /v1/chat/completions, streamed as server-sent events when asked), GET /health and /metrics, and
+// the tokenizer (GET /tokenizer_info, POST /tokenize and /detokenize, as vLLM and llama.cpp have them),
 // over a Scheduler that owns the model. Handlers run on the HTTP library's worker threads and only
 // parse, queue and wait; bad requests get a 4xx JSON error and the server keeps serving.
 #pragma once
@@ -33,7 +34,7 @@ class HttpServer {
   const std::string& model_id() const { return id_; }
 
  private:
-  struct Routes;
+  void add_tokenizer_routes();
   const LoadedModel& m_;
   ServerOptions opt_;
   std::string path_, id_;
