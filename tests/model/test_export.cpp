@@ -35,6 +35,18 @@ fs::path temp_dir(const std::string& tag) {
   return d;
 }
 
+// Removes every temp_dir of this process at the end.
+class RemoveTempDirs : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const std::string suffix = fmt::format("_{}", ::getpid());
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path()))
+      if (const std::string n = e.path().filename().string(); n.starts_with("arwkv_export_") && n.ends_with(suffix))
+        fs::remove_all(e.path());
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTempDirs);
+
 // A tokenizer of n tokens: three ChatML specials, then ASCII words.
 TokenizerData small_tokenizer(int n) {
   TokenizerData d;

@@ -1,0 +1,2 @@
+DATASET_MEAN = None
+DATASET_STD = None
