@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "export/gguf_import.h"
 #include "model/student/student.h"
 #include "model/student/student_checkpoint.h"
 #include "model/teacher/teacher.h"
@@ -11,7 +12,14 @@ namespace arwkv {
 LoadedModel LoadedModel::open(const std::string& path) {
   LoadedModel m;
   m.ops = make_cpu_ops();
-  if (is_student_checkpoint(path)) {
+  if (is_arwkv7_gguf(path)) {  // a student exported for llama.cpp
+    auto gguf = Arwkv7Gguf::open(path);
+    m.tokenizer = std::make_unique<Tokenizer>(gguf->tokenizer());
+    auto ck = StudentCheckpoint::from_loader(path, gguf->config(),
+                                             [&gguf](const std::string& name) { return gguf->load(name); });
+    m.model = std::make_unique<Student>(*ck, *m.ops);
+    m.student = true;
+  } else if (is_student_checkpoint(path)) {
     auto ck = StudentCheckpoint::open(path);
     const std::string tok = ck->tokenizer_json_path();
     if (tok.empty()) fail("{}: the student checkpoint has no tokenizer.json", path);

@@ -77,3 +77,16 @@ TEST_F(StudentCli, ChatRunsOnTheStudent) {
   EXPECT_NE(r.output.find("user: Hello!"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("user: And again?"), std::string::npos) << r.output;
 }
+
+TEST_F(StudentCli, ExportedGgufRunsLikeTheDirectory) {
+  const std::string gguf = temp_file("arwkv_cli_student.gguf").string();
+  CliRun e = run("export -m " + dir_ + " --to gguf " + gguf + " --type f32");
+  ASSERT_EQ(e.status, 0) << e.output;
+  const std::string args = " -p \"The capital of France is\" -n 6 --temperature 0 -q";
+  CliRun from_dir = run("generate -m " + dir_ + args);
+  CliRun from_gguf = run("generate -m " + gguf + args);
+  ASSERT_EQ(from_dir.status, 0) << from_dir.output;
+  ASSERT_EQ(from_gguf.status, 0) << from_gguf.output;
+  EXPECT_EQ(from_gguf.output, from_dir.output);
+  fs::remove(gguf);
+}

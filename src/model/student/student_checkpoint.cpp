@@ -61,11 +61,25 @@ std::unique_ptr<StudentCheckpoint> StudentCheckpoint::open(const std::string& pa
   return ck;
 }
 
-bool StudentCheckpoint::has(const std::string& name) const { return set_->find(name) != nullptr; }
+std::unique_ptr<StudentCheckpoint> StudentCheckpoint::from_loader(
+    std::string path, StudentConfig config, std::function<HostTensor(const std::string&)> load) {
+  std::unique_ptr<StudentCheckpoint> ck(new StudentCheckpoint());
+  ck->path_ = std::move(path);
+  ck->config_ = std::move(config);
+  ck->loader_ = std::move(load);
+  return ck;
+}
+
+bool StudentCheckpoint::has(const std::string& name) const {
+  if (set_) return set_->find(name) != nullptr;
+  for (const TensorSpec& s : student_tensor_list(config_))
+    if (s.name == name) return true;
+  return false;
+}
 
 HostTensor StudentCheckpoint::load(const std::string& name) const {
   if (!has(name)) fail("{}: no tensor named '{}'", path_, name);
-  return set_->load(name);
+  return set_ ? set_->load(name) : loader_(name);
 }
 
 bool is_student_checkpoint(const std::string& path) {

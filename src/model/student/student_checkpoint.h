@@ -20,6 +20,10 @@ class StudentCheckpoint {
   // `path`: the directory, or its .safetensors / .safetensors.index.json file. Throws arwkv::Error
   // naming the file for a missing or malformed config, a missing, misshapen or unexpected tensor.
   static std::unique_ptr<StudentCheckpoint> open(const std::string& path);
+  // A checkpoint whose tensors (every name of student_tensor_list(config), fp32, HF layout) come
+  // from another reader, such as an arwkv7 GGUF.
+  static std::unique_ptr<StudentCheckpoint> from_loader(std::string path, StudentConfig config,
+                                                        std::function<HostTensor(const std::string&)> load);
   ~StudentCheckpoint();
 
   const std::string& path() const { return path_; }
@@ -34,6 +38,7 @@ class StudentCheckpoint {
   std::string path_, tokenizer_;
   StudentConfig config_;
   std::unique_ptr<SafetensorsSet> set_;
+  std::function<HostTensor(const std::string&)> loader_;
 };
 
 // True when `path` is a student checkpoint directory (or a file in one): its config.json says
