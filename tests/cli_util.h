@@ -15,8 +15,11 @@
 namespace arwkv::test {
 
 // ctest runs tests as separate processes at once: temporary paths carry the process id.
+// The id goes before the extension, which some readers look at.
 inline std::filesystem::path temp_file(const std::string& name) {
-  return std::filesystem::temp_directory_path() / (name + "_" + std::to_string(getpid()));
+  const std::filesystem::path p(name);
+  return std::filesystem::temp_directory_path() /
+         (p.stem().string() + "_" + std::to_string(getpid()) + p.extension().string());
 }
 
 struct CliRun {
