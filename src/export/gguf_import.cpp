@@ -1,6 +1,9 @@
 // An arwkv7 GGUF read back as a student (see gguf_import.h).
 #include "export/gguf_import.h"
 
+#include <fstream>
+#include <string_view>
+
 #include <cstring>
 #include <set>
 
@@ -118,7 +121,9 @@ TokenizerData Arwkv7Gguf::tokenizer() const {
 }
 
 bool is_arwkv7_gguf(const std::string& path) {
-  if (!path.ends_with(".gguf")) return false;
+  char magic[4] = {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(magic, 4) || std::string_view(magic, 4) != "GGUF") return false;  // also: directories
   try {
     return GgufFile::open(path)->get_string_or("general.architecture", "") == kArwkv7Arch;
   } catch (const Error&) {
