@@ -1,11 +1,10 @@
 // An arwkv7 GGUF read back as a student (see gguf_import.h).
 #include "export/gguf_import.h"
 
-#include <fstream>
-#include <string_view>
-
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <string_view>
 
 #include "core/error.h"
 #include "formats/gguf.h"
