@@ -167,9 +167,14 @@ void StudentObjective::save_student(const std::string& dir) {
     host.shape = spec.shape;
     return host;
   });
-  if (!tokenizer_json_.empty())
-    std::filesystem::copy_file(tokenizer_json_, std::filesystem::path(dir) / "tokenizer.json",
-                               std::filesystem::copy_options::overwrite_existing);
+  if (tokenizer_json_.empty()) return;
+  // The tokenizer's siblings too: the chat template and the stop tokens that chat and generate use.
+  namespace fs = std::filesystem;
+  const fs::path src = fs::path(tokenizer_json_).parent_path();
+  fs::copy_file(tokenizer_json_, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+  for (const char* name : {"tokenizer_config.json", "generation_config.json", "special_tokens_map.json",
+                           "chat_template.jinja"})
+    if (fs::exists(src / name)) fs::copy_file(src / name, fs::path(dir) / name, fs::copy_options::overwrite_existing);
 }
 
 }  // namespace arwkv

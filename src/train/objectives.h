@@ -38,7 +38,9 @@ class StudentObjective : public Objective {
   std::vector<Parameter> parameters() override { return backprop_.parameters(); }
   void zero_grad() override { backprop_.zero_grad(); }
   // config.json + model.safetensors (F32, so later stages start from exactly these weights) and
-  // the student's tokenizer.json alongside when it had one.
+  // the student's tokenizer.json alongside when it had one, with the files next to it that chat and
+  // generate read (tokenizer_config.json, generation_config.json, special_tokens_map.json,
+  // chat_template.jinja).
   void save_student(const std::string& dir) override;
 
   const Student& student() const { return *student_; }

@@ -5,6 +5,7 @@
 #include "formats/checkpoint.h"
 #include "model/student/student_checkpoint.h"
 #include "train/config.h"
+#include "tokenizer/tokenizer.h"
 #include "train/objectives.h"
 
 namespace arwkv {
@@ -196,9 +197,23 @@ struct LoadedStudent {
   std::string tokenizer_json;
 };
 
+// The stage's data must come from the student's tokenizer (when it has one) and fit its embedding.
+void check_data(const RunContext& ctx, const std::string& tokenizer_json, int64_t vocab) {
+  if (!ctx.data) return;
+  if (tokenizer_json.empty()) {
+    const int64_t max_id = ctx.data->manifest().max_token_id;
+    if (max_id >= vocab)
+      fail("{}: the data uses token id {}, but the student {} has only {} embedding rows", ctx.data->dir(), max_id,
+           ctx.student_path, vocab);
+    return;
+  }
+  ctx.data->check_tokenizer(Tokenizer(load_tokenizer_json(tokenizer_json)), vocab);
+}
+
 LoadedStudent load_student(const RunContext& ctx) {
   ARWKV_ASSERT(ctx.ops != nullptr, "a run context without a backend");
   const std::unique_ptr<StudentCheckpoint> ck = StudentCheckpoint::open(ctx.student_path);
+  check_data(ctx, ck->tokenizer_json_path(), ck->config().base.vocab_size);
   return {std::make_unique<Student>(*ck, *ctx.ops), ck->tokenizer_json_path()};
 }
 

@@ -149,22 +149,30 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
 }
 
 // One optimiser step's gradients: the micro-batches' mean gradients weighted by their counts,
-// kept as a running weighted mean (scaled before and after each forward_backward). Returns the
-// count-weighted mean loss.
+// kept as a running weighted mean (scaled before and after each forward_backward). A batch with
+// nothing to count (e.g. chat windows without an assistant token) is passed over for the next one.
+// Returns the count-weighted mean loss.
 double StageRunner::train_step(BatchIterator& it, Batch& batch) {
+  constexpr int kMaxEmpty = 1000;
   obj_->zero_grad();
   double total = 0.0, loss = 0.0;
   for (int64_t a = 0; a < st_.grad_accum; ++a) {
-    it.next(batch);
-    const auto n = static_cast<double>(obj_->count(batch));
-    if (n == 0) continue;
+    double n = 0;
+    for (int empty = 0; n == 0; ++empty) {
+      if (empty == kMaxEmpty)
+        fail("{}: stage '{}': {} batches in a row have no target to train on (does the data's mask mark any "
+             "token within seq_len {}?)",
+             cfg_.path, st_.name, kMaxEmpty, st_.seq_len);
+      it.next(batch);
+      n = static_cast<double>(obj_->count(batch));
+    }
     if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / n));
     const double l = obj_->forward_backward(batch);
     if (total > 0) scale_grads(ops_, params_, static_cast<float>(n / (total + n)));
     loss += n * l;
     total += n;
   }
-  return total > 0 ? loss / total : 0.0;
+  return loss / total;
 }
 
 void StageRunner::validate_and_log() {
