@@ -114,9 +114,12 @@ void Scheduler::run() {
       try {
         ended = step(*a);
       } catch (const std::exception& e) {
+        {
+          std::lock_guard lock(mutex_);
+          if (a->sampler) --metrics_.active;  // finish() had not freed the slot
+          ++metrics_.failed;
+        }
         a->out->fail(e.what());
-        std::lock_guard lock(mutex_);
-        ++metrics_.failed;
         ended = true;
       }
       if (ended) a.reset();
@@ -263,10 +266,14 @@ void Scheduler::take_text(Active& a, const std::string& piece, bool last) {
 void Scheduler::finish(Active& a, const std::string& reason) {
   if (!a.sampler) return;
   a.sampler.reset();
+  {
+    // The slot is free before the client hears the end, so a request sent right after it is admitted.
+    std::lock_guard lock(mutex_);
+    --metrics_.active;
+    ++metrics_.completed;
+    metrics_.prompt_tokens += static_cast<int64_t>(a.req.prompt.size());
+  }
   a.out->finish(reason, static_cast<int64_t>(a.req.prompt.size()), a.generated, a.cached);
-  std::lock_guard lock(mutex_);
-  ++metrics_.completed;
-  metrics_.prompt_tokens += static_cast<int64_t>(a.req.prompt.size());
 }
 
 }  // namespace arwkv
