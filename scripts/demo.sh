@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the default teacher: install, fetch SmolLM2-135M-Instruct, build, then talk to it.
+# The main job on the default teacher, at a small budget: install, fetch SmolLM2-135M-Instruct,
+# build, make the Debian corpus, convert the teacher into an ARWKV student, distill it (align, then
+# kd; configs/smollm2-demo.toml, a few minutes on 2 cores), evaluate it against the teacher before
+# and after each stage, and chat with teacher and student side by side (runs/demo/report.md).
+# configs/smollm2.toml is the full run (about 45 minutes of training): scripts/distill.sh configs/smollm2.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -8,8 +12,7 @@ scripts/build.sh
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 build/arwkv info "$model"
 echo
-echo "== arwkv generate (greedy)"
-build/arwkv generate -m "$model" -p "The capital of France is" -n 24 --temperature 0
+echo "== the teacher (greedy)"
+build/arwkv generate -m "$model" -p "The capital of France is" -n 16 --temperature 0
 echo
-echo "== arwkv chat (two turns from stdin)"
-printf 'What is the capital of France?\nAnd of Italy?\n' | build/arwkv chat -m "$model" -n 48 --temperature 0
+EVAL_TOKENS=${EVAL_TOKENS:-2048} CHAT_TOKENS=${CHAT_TOKENS:-32} scripts/distill.sh configs/smollm2-demo.toml

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# distill.sh CONFIG.toml: the whole ARWKV pipeline on the default teacher, measured.
+#
+#   1. the Debian corpus (scripts/make_corpus.sh) unless its data directory exists;
+#   2. the student of the config's [run] student, converted from its teacher (--init transfer)
+#      unless it exists;
+#   3. held-out evaluation of the untrained student: teacher and student perplexity, mean KL and
+#      top-1 agreement (arwkv eval --teacher);
+#   4. arwkv distill CONFIG (resumes if interrupted);
+#   5. the same evaluation after every stage, and the same chat prompts through the teacher and
+#      every student;
+#   6. OUT/report.md: the table, the answers side by side, and OUT/curves.png.
+#
+# Settings (environment): ARWKV (build/arwkv), EVAL_TOKENS (8192), EVAL_TEXT
+# (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer).
+# Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+config=${1:?usage: scripts/distill.sh CONFIG.toml}
+arwkv=${ARWKV:-build/arwkv}
+eval_tokens=${EVAL_TOKENS:-8192}
+eval_text=${EVAL_TEXT:-build-corpus/heldout.txt}
+chat_tokens=${CHAT_TOKENS:-48}
+init=${INIT:-transfer}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+# A [run] key of the config: key = "value" (the configs this script is for are written that way).
+run_key() {
+  awk -v key="$1" '
+    /^\[\[?/ { in_run = ($0 ~ /^\[run\]/) }
+    in_run && $1 == key { sub(/^[^=]*=[ \t]*"/, ""); sub(/".*/, ""); print; exit }' "$config"
+}
+out=$(run_key out)
+student=$(run_key student)
+teacher=$(run_key teacher)
+data=$(run_key data)
+for v in out student teacher data; do
+  [[ -n ${!v} ]] || { echo "distill.sh: $config has no [run] $v" >&2; exit 1; }
+done
+stages=$(awk '/^\[\[stage\]\]/ { s = 1 } s && $1 == "name" { sub(/^[^=]*=[ \t]*"/, ""); sub(/".*/, ""); print; s = 0 }' "$config")
+
+say() { echo "== $*" >&2; }
+
+if [[ ! -d $data ]]; then
+  say "making the corpus ($data)"
+  DATA_OUT=$data scripts/make_corpus.sh
+fi
+mkdir -p "$out"
+if [[ ! -f $student/config.json ]]; then
+  say "converting $teacher into $student (--init $init)"
+  "$arwkv" convert --teacher "$teacher" --out "$student" --init "$init"
+fi
+
+evaluate() {  # evaluate NAME MODEL
+  if [[ ! -f $out/eval-$1.json ]]; then
+    say "evaluating $1 on $eval_tokens held-out tokens"
+    "$arwkv" eval -m "$2" --teacher "$teacher" --text "$eval_text" --max-tokens "$eval_tokens" \
+      --json "$out/eval-$1.json.tmp" >&2
+    mv "$out/eval-$1.json.tmp" "$out/eval-$1.json"
+  fi
+}
+
+evaluate init "$student"
+say "arwkv distill $config"
+"$arwkv" distill "$config"
+for s in $stages; do evaluate "$s" "$out/$s"; done
+
+prompts=(
+  "What is the capital of France?"
+  "Give me three tips for writing clear code."
+  "What does a compiler do?"
+  "Write a haiku about the sea."
+)
+answer() {  # answer MODEL PROMPT
+  printf '%s\n' "$2" | "$arwkv" chat -m "$1" -n "$chat_tokens" --temperature 0 -q 2>/dev/null | tr '\n' ' ' |
+    sed -e 's/[[:space:]]*$//' -e 's/|/\\|/g'
+}
+
+json_num() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
+
+say "writing $out/report.md"
+{
+  echo "# $teacher -> ARWKV student ($config)"
+  echo
+  echo "Held-out text: \`$eval_text\`, first $eval_tokens tokens scored in windows of 512."
+  echo
+  echo "| student | teacher ppl | student ppl | mean KL (nats) | top-1 agreement |"
+  echo "|---|---|---|---|---|"
+  for s in init $stages; do
+    f=$out/eval-$s.json
+    printf '| %s | %.2f | %.2f | %.3f | %.3f |\n' "$s" "$(json_num "$f" teacher_perplexity)" \
+      "$(json_num "$f" perplexity)" "$(json_num "$f" mean_kl)" "$(json_num "$f" top1_agreement)"
+  done
+  echo
+  echo "Greedy chat answers ($chat_tokens tokens at most):"
+  echo
+  for p in "${prompts[@]}"; do
+    echo "**$p**"
+    echo
+    echo "| model | answer |"
+    echo "|---|---|"
+    echo "| teacher | $(answer "$teacher" "$p") |"
+    for s in init $stages; do
+      m=$out/$s
+      [[ $s == init ]] && m=$student
+      echo "| $s | $(answer "$m" "$p") |"
+    done
+    echo
+  done
+  echo "Curves: \`$out/curves.png\`; metrics: \`$out/metrics.jsonl\`."
+} > "$out/report.md.tmp"
+mv "$out/report.md.tmp" "$out/report.md"
+cat "$out/report.md"
