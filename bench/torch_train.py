@@ -132,9 +132,15 @@ def main():
     torch.manual_seed(0)
     teacher = make_teacher()
     student = Student(teacher)
-    # Teacher-side tensors the student does not own stay frozen in align; kd trains MLP, norms and head.
+    # kd trains the student's MLP, norms and head (tied to the embedding), which it shares with the
+    # teacher; the rest of the teacher is frozen. The teacher itself always runs under no_grad, and
+    # align reaches only the time-mix blocks (its inputs are captured without a graph).
     kd_params = [p for n, p in teacher.named_parameters()
                  if ".mlp." in n or "norm" in n or n == "model.embed_tokens.weight"]
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    for p in kd_params:
+        p.requires_grad_(True)
     mix_params = list(student.mixers.parameters())
 
     captured = {}
@@ -148,8 +154,6 @@ def main():
         layer.self_attn.register_forward_hook(capture(i), with_kwargs=True)
 
     def align_step(ids):
-        for p in teacher.parameters():
-            p.requires_grad_(False)
         with torch.no_grad():
             teacher(ids)
         v_first, loss = None, 0.0
@@ -162,12 +166,8 @@ def main():
             p.grad = None
 
     def kd_step(ids, tau=2.0):
-        for p in teacher.parameters():
-            p.requires_grad_(False)
         with torch.no_grad():
             logits_t = teacher(ids).logits
-        for p in kd_params:
-            p.requires_grad_(True)
         logits_s = student(ids)
         lp_s = F.log_softmax(logits_s / tau, -1)
         lp_t = F.log_softmax(logits_t / tau, -1)
