@@ -213,5 +213,15 @@ class Ops {
 // The scalar reference (double accumulation) and the fast CPU backend (OpenBLAS + OpenMP).
 std::unique_ptr<Ops> make_reference_ops();
 std::unique_ptr<Ops> make_cpu_ops();
+// The CUDA backend (cuBLAS + our kernels) on GPU 0; throws, saying why, when the build has no CUDA,
+// there is no GPU or it is older than compute capability 8.0.
+std::unique_ptr<Ops> make_cuda_ops();
+// Whether make_cuda_ops() can succeed; why gets the device's description, or the reason it cannot.
+bool cuda_available(std::string* why = nullptr);
+// The CUDA backend's kernels run on the CPU by an emulation of the CUDA execution model (slow: for
+// tests on machines without a GPU).
+std::unique_ptr<Ops> make_cuda_emulated_ops();
+// By name: "cpu", "cuda", "reference" or "cuda-emulated".
+std::unique_ptr<Ops> make_ops(const std::string& name);
 
 }  // namespace arwkv

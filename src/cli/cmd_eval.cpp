@@ -19,7 +19,7 @@ namespace arwkv::cli {
 namespace {
 
 struct EvalCli {
-  std::string model, teacher, json_out;
+  std::string model, teacher, json_out, backend = "cpu";
   std::vector<std::string> texts;
   int64_t window = 512;
   int64_t max_tokens = 0;
@@ -34,7 +34,7 @@ std::string read_text(const std::string& path) {
 }
 
 void run_eval(const EvalCli& o) {
-  LoadedModel m = LoadedModel::open(o.model);
+  LoadedModel m = LoadedModel::open(o.model, o.backend);
   std::vector<int32_t> ids;
   for (const std::string& path : o.texts) {
     std::vector<int32_t> part = m.tokenizer->encode(read_text(path), false);
@@ -57,7 +57,7 @@ void run_eval(const EvalCli& o) {
   if (o.teacher.empty()) {
     r = evaluate(*m.model, ids, opt);
   } else {
-    LoadedModel t = LoadedModel::open(o.teacher);
+    LoadedModel t = LoadedModel::open(o.teacher, o.backend);
     r = compare(*t.model, *m.model, ids, opt);
     j["teacher"] = o.teacher;
     j["teacher_perplexity"] = r.teacher_perplexity();
@@ -86,6 +86,7 @@ void add_eval(CLI::App& app) {
   auto o = std::make_shared<EvalCli>();
   CLI::App* cmd = app.add_subcommand("eval", "Perplexity on held-out text; with --teacher, KL and top-1 agreement");
   cmd->add_option("-m,--model", o->model, "The model to evaluate (HF directory or .gguf)")->required();
+  cmd->add_option("--backend", o->backend, "Where to run: cpu or cuda")->capture_default_str();
   cmd->add_option("--teacher", o->teacher, "Its teacher: adds teacher perplexity, mean KL and top-1 agreement");
   cmd->add_option("--text", o->texts, "Held-out text files (UTF-8)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--window", o->window, "Tokens per evaluated sequence")->capture_default_str();

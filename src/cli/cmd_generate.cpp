@@ -17,7 +17,7 @@ namespace arwkv::cli {
 namespace {
 
 struct RunOptions {
-  std::string model;
+  std::string model, backend = "cpu";
   std::string prompt;
   std::string system;
   std::string state_in, state_out;
@@ -29,6 +29,7 @@ struct RunOptions {
 
 void add_sampling_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("-m,--model", o.model, "HF directory, .safetensors file or .gguf file")->required();
+  cmd->add_option("--backend", o.backend, "Where to run: cpu or cuda")->capture_default_str();
   cmd->add_option("-n,--max-tokens", o.n, "Most tokens to generate (per reply)")->capture_default_str();
   cmd->add_option("--temperature", o.sampler.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o.sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
@@ -67,7 +68,7 @@ GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::v
 // the state after the last generated token is saved.
 void run_generate(const RunOptions& o) {
   if (o.prompt.empty() && o.state_in.empty()) fail("generate: give a prompt (-p) or a saved state (--state-in)");
-  LoadedModel m = LoadedModel::open(o.model);
+  LoadedModel m = LoadedModel::open(o.model, o.backend);
   std::vector<int32_t> prompt = m.tokenizer->encode(o.prompt);
   const int64_t held = o.state_in.empty() ? 0 : state_file_tokens(o.state_in);
   auto state = m.model->new_state(held + static_cast<int64_t>(prompt.size()) + o.n + 1);
@@ -84,7 +85,7 @@ void run_generate(const RunOptions& o) {
 // Multi-turn ChatML: each stdin line is a user message. Only the new part of the conversation is
 // fed to the model each turn; the state carries the rest.
 void run_chat(const RunOptions& o) {
-  LoadedModel m = LoadedModel::open(o.model);
+  LoadedModel m = LoadedModel::open(o.model, o.backend);
   const TokenizerData& td = m.tokenizer->data();
   const bool interactive = isatty(STDIN_FILENO);
   std::vector<ChatMessage> history;

@@ -16,7 +16,7 @@ namespace arwkv::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model;
+  std::string model, backend = "cpu";
   ServerOptions server;
 };
 
@@ -28,7 +28,7 @@ void run_serve(const ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  LoadedModel m = LoadedModel::open(o.model);
+  LoadedModel m = LoadedModel::open(o.model, o.backend);
   HttpServer server(m, o.model, o.server);
   const int port = server.bind();
   fmt::print("arwkv serve: {} on http://{}:{} (parallel {}, queue {}, context {})\n", server.model_id(),
@@ -51,6 +51,7 @@ void add_serve(CLI::App& app) {
   SchedulerOptions& s = o->server.scheduler;
   CLI::App* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
   cmd->add_option("-m,--model", o->model, "Teacher (HF directory, .safetensors, .gguf) or student directory")->required();
+  cmd->add_option("--backend", o->backend, "Where to run: cpu or cuda")->capture_default_str();
   cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "Port to listen on; 0 = any free port (printed)")->capture_default_str();
   cmd->add_option("--alias", o->server.model_id, "Model name clients use (default: the model file's name)");

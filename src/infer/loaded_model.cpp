@@ -9,9 +9,9 @@
 
 namespace arwkv {
 
-LoadedModel LoadedModel::open(const std::string& path) {
+LoadedModel LoadedModel::open(const std::string& path, const std::string& backend) {
   LoadedModel m;
-  m.ops = make_cpu_ops();
+  m.ops = make_ops(backend);
   if (is_arwkv7_gguf(path)) {  // a student exported for llama.cpp
     auto gguf = Arwkv7Gguf::open(path);
     m.tokenizer = std::make_unique<Tokenizer>(gguf->tokenizer());

@@ -21,7 +21,8 @@ struct LoadedModel {
 
   // path: a student checkpoint directory (config.json of model_type rwkv_hybrid), a teacher's HF
   // directory, a .safetensors file beside its config.json, or a .gguf file.
-  static LoadedModel open(const std::string& path);
+  // backend: an Ops backend name (make_ops: "cpu", "cuda", ...).
+  static LoadedModel open(const std::string& path, const std::string& backend = "cpu");
   bool is_student() const { return student; }
   // Token ids that end a reply: the tokenizer's stop tokens and the config's eos ids.
   std::vector<int32_t> stop_ids() const;

@@ -108,7 +108,8 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.integer("keep_checkpoints", run.keep_checkpoints, false, 1);
   r.no_other_keys();
   if (run.out.empty()) r.bad("out", "must not be empty");
-  if (run.backend != "cpu" && run.backend != "reference") r.bad("backend", "expected \"cpu\" or \"reference\"");
+  if (run.backend != "cpu" && run.backend != "reference" && run.backend != "cuda" && run.backend != "cuda-emulated")
+    r.bad("backend", "expected \"cpu\", \"cuda\", \"reference\" or \"cuda-emulated\"");
   run.seed = static_cast<uint64_t>(seed);
   run.threads = static_cast<int>(threads);
   return run;

@@ -8,7 +8,7 @@
 //   teacher = "models/Qwen2.5-0.5B-Instruct"
 //   data = "data/fineweb"          # tokenized data directory (`arwkv data`)
 //   threads = 0                    # OpenMP threads; 0 = the default
-//   backend = "cpu"                # "cpu" or "reference"
+//   backend = "cpu"                # "cpu", "cuda" (a GPU), "reference" or "cuda-emulated" (tests)
 //   log_every = 10                 # a progress line every this many steps
 //   keep_checkpoints = 2           # older training checkpoints are deleted
 //

@@ -236,7 +236,7 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
     first = static_cast<size_t>(s.stage_index) + (s.stage_complete ? 1 : 0);
   }
   MetricsLog log((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
-  std::unique_ptr<Ops> ops = config.run.backend == "reference" ? make_reference_ops() : make_cpu_ops();
+  std::unique_ptr<Ops> ops = make_ops(config.run.backend);
   for (size_t i = first; i < config.stages.size(); ++i) {
     const bool resume = latest && !latest->state.stage_complete && i == first;
     StageRunner runner(config, opt, out, static_cast<int>(i), *ops, log);

@@ -22,7 +22,11 @@ struct BackendCase {
   std::function<std::unique_ptr<Ops>()> make;
 };
 
-std::vector<BackendCase> backends() { return {{"cpu", make_cpu_ops}}; }
+std::vector<BackendCase> backends() {
+  std::vector<BackendCase> out{{"cpu", make_cpu_ops}, {"cuda_emulated", make_cuda_emulated_ops}};
+  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
+  return out;
+}
 
 // A tensor that lives on one backend, filled from host data.
 struct DevTensor {

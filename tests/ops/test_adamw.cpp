@@ -21,7 +21,12 @@ struct BackendCase {
   std::function<std::unique_ptr<Ops>()> make;
 };
 
-std::vector<BackendCase> backends() { return {{"reference", make_reference_ops}, {"cpu", make_cpu_ops}}; }
+std::vector<BackendCase> backends() {
+  std::vector<BackendCase> out{
+      {"reference", make_reference_ops}, {"cpu", make_cpu_ops}, {"cuda_emulated", make_cuda_emulated_ops}};
+  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
+  return out;
+}
 
 class AdamWTest : public ::testing::TestWithParam<BackendCase> {
  public:

@@ -25,7 +25,11 @@ struct BackendCase {
   std::function<std::unique_ptr<Ops>()> make;
 };
 
-std::vector<BackendCase> backends() { return {{"cpu", make_cpu_ops}}; }
+std::vector<BackendCase> backends() {
+  std::vector<BackendCase> out{{"cpu", make_cpu_ops}, {"cuda_emulated", make_cuda_emulated_ops}};
+  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
+  return out;
+}
 
 // One argument: F32 values, or I32 values; an empty shape stands for an empty tensor (Tensor{}).
 struct Arg {

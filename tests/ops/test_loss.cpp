@@ -29,7 +29,13 @@ struct BackendCase {
   double tol;
 };
 
-std::vector<BackendCase> backends() { return {{"reference", make_reference_ops, 1e-6}, {"cpu", make_cpu_ops, 1e-5}}; }
+std::vector<BackendCase> backends() {
+  std::vector<BackendCase> out{{"reference", make_reference_ops, 1e-6},
+                               {"cpu", make_cpu_ops, 1e-5},
+                               {"cuda_emulated", make_cuda_emulated_ops, 1e-5}};
+  if (cuda_available()) out.push_back({"cuda", make_cuda_ops, 1e-5});
+  return out;
+}
 
 std::vector<double> softmax(const std::vector<double>& z, size_t o, size_t n, double tau) {
   std::vector<double> p(n);

@@ -191,7 +191,12 @@ struct BackendCase {
 
 void PrintTo(const BackendCase& c, std::ostream* os) { *os << c.name; }
 
-std::vector<BackendCase> backends() { return {{"reference", make_reference_ops}, {"cpu", make_cpu_ops}}; }
+std::vector<BackendCase> backends() {
+  std::vector<BackendCase> out{
+      {"reference", make_reference_ops}, {"cpu", make_cpu_ops}, {"cuda_emulated", make_cuda_emulated_ops}};
+  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
+  return out;
+}
 
 class Wkv7Test : public ::testing::TestWithParam<BackendCase> {
  public:
