@@ -12,13 +12,14 @@ namespace arwkv::cli {
 namespace {
 
 struct DistillCli {
-  std::string config;
+  std::string config, backend;
   TrainerOptions opt;
 };
 
 void run_distill(const DistillCli& o) {
   register_builtin_objectives();
-  const TrainConfig config = load_train_config(o.config);
+  TrainConfig config = load_train_config(o.config);
+  if (!o.backend.empty()) config.run.backend = o.backend;
   const std::string out = o.opt.out.empty() ? config.run.out : o.opt.out;
   fmt::print(stderr, "distill: {} stage{} into {}\n", config.stages.size(), config.stages.size() == 1 ? "" : "s", out);
   run_training(config, o.opt);
@@ -32,6 +33,8 @@ void add_distill(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("distill", "Distil a teacher into the student: run the stages of a TOML config");
   cmd->add_option("config", o->config, "The run's config (TOML: [run] and [[stage]] tables)")->required();
   cmd->add_option("--out", o->opt.out, "Output directory (replaces the config's [run] out)");
+  cmd->add_option("--backend", o->backend, "Where to train: cpu or cuda (replaces the config's [run] backend)")
+      ->check(CLI::IsMember({"cpu", "cuda", "reference", "cuda-emulated"}));
   cmd->add_option("--max-steps", o->opt.max_steps, "Stop each stage after this many steps (for tests)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o] { run_distill(*o); });

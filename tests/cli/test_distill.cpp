@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/ops.h"
 #include "cli_util.h"
 #include "formats/safetensors.h"
 
@@ -138,6 +139,27 @@ TEST_F(Distill, AlignChangesOnlyTimeMix) {
 
 // SIGKILL once the first checkpoint exists, then the same command again: the losses of the
 // resumed run are those of the uninterrupted one (bit-exact on the CPU backend, one thread).
+// The whole run again on the CUDA backend's kernels (under the CPU emulation of the CUDA execution
+// model; on the GPU itself as well where there is one): every logged loss as on the CPU backend.
+TEST_F(Distill, CudaBackendTrainsLikeTheCpuBackend) {
+  std::vector<std::string> backends = {"cuda-emulated"};
+  if (arwkv::cuda_available()) backends.push_back("cuda");
+  const std::vector<json> want = read_metrics("runs/smoke/metrics.jsonl");
+  for (const std::string& backend : backends) {
+    const std::string out = "runs/smoke-" + backend;
+    fs::remove_all(out);
+    CliRun run = run_arwkv("distill " + config() + " --backend " + backend + " --out " + out);
+    ASSERT_EQ(run.status, 0) << run.output;
+    const std::vector<json> got = read_metrics(fs::path(out) / "metrics.jsonl");
+    ASSERT_EQ(want.size(), got.size()) << backend;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (!want[i].contains("loss")) continue;
+      const double w = want[i].at("loss").get<double>(), g = got[i].at("loss").get<double>();
+      EXPECT_NEAR(g, w, 2e-5 * std::max(1.0, std::fabs(w))) << backend << ", record " << i;
+    }
+  }
+}
+
 TEST_F(Distill, KilledRunResumesWithTheSameLosses) {
   const std::string out = "runs/killed";
   fs::remove_all(out);
