@@ -1,7 +1,7 @@
 // The device runtime of the CUDA backend on a real GPU: the CUDA runtime for memory and launches,
 // cuBLAS for GEMMs, everything on the default stream. Errors become arwkv::Error with what was
 // asked and what the device has. Included inside the backend's namespace by cuda_ops.cu.
-// Needs (included by the TU first): cublas_v2.h, cuda_runtime.h, <string>.
+// Needs (included by the TU first): cublas_v2.h, cuda_runtime.h, <cstdlib>, <string>.
 #pragma once
 
 namespace rt {
@@ -43,9 +43,15 @@ inline void init() {
   if (cublasCreate(&d.blas) != CUBLAS_STATUS_SUCCESS) fail("CUDA: cublasCreate failed on {}", d.prop.name);
 }
 
+inline const char* matmul_mode() {
+  const char* e = std::getenv("ARWKV_CUDA_MATMUL");
+  return e && *e ? e : "fp32";
+}
+
 inline std::string device_description() {
   const cudaDeviceProp& p = device().prop;
-  return fmt::format("{} (compute capability {}.{}, {} MiB)", p.name, p.major, p.minor, p.totalGlobalMem >> 20);
+  return fmt::format("{} (compute capability {}.{}, {} MiB; {} GEMMs)", p.name, p.major, p.minor,
+                     p.totalGlobalMem >> 20, matmul_mode());
 }
 
 template <typename... KernelArgs, typename... Args>
@@ -86,12 +92,29 @@ inline void zero_device(void* dst, size_t n) {
 }
 inline void synchronize() { check(cudaDeviceSynchronize(), "a kernel"); }
 
+// The GEMMs' compute type, from ARWKV_CUDA_MATMUL: fp32 (the default: plain fp32, what the tests
+// compare against the CPU backend), tf32 or bf16 (tensor cores, inputs rounded to that precision,
+// accumulation and outputs in fp32).
+inline cublasComputeType_t matmul_compute() {
+  static const cublasComputeType_t type = [] {
+    const char* e = std::getenv("ARWKV_CUDA_MATMUL");
+    const std::string m = e && *e ? e : "fp32";
+    if (m == "fp32") return CUBLAS_COMPUTE_32F;
+    if (m == "tf32") return CUBLAS_COMPUTE_32F_FAST_TF32;
+    if (m == "bf16") return CUBLAS_COMPUTE_32F_FAST_16BF;
+    fail("ARWKV_CUDA_MATMUL={}: expected fp32, tf32 or bf16", m);
+  }();
+  return type;
+}
+
+// C[m, n] = alpha·op(A)·op(B) + beta·C, all column-major fp32.
 inline void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* A, int lda,
                  const float* B, int ldb, float beta, float* C, int ldc) {
-  const cublasStatus_t s = cublasSgemm(device().blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                       trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, A, lda, B, ldb, &beta,
-                                       C, ldc);
-  if (s != CUBLAS_STATUS_SUCCESS) fail("CUDA: cublasSgemm ({}x{}x{}) failed with status {}", m, n, k, static_cast<int>(s));
+  const cublasStatus_t s =
+      cublasGemmEx(device().blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k,
+                   &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc, matmul_compute(),
+                   CUBLAS_GEMM_DEFAULT);
+  if (s != CUBLAS_STATUS_SUCCESS) fail("CUDA: cublasGemmEx ({}x{}x{}) failed with status {}", m, n, k, static_cast<int>(s));
 }
 
 }  // namespace rt

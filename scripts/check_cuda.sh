@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a GPU machine, in two halves (the GPU machine has CUDA 13 and Python
+# with PyTorch but not this project's Debian libraries, and cannot download anything):
+#
+#   scripts/check_cuda.sh pack          here: build with CUDA, gather the programs, the non-system
+#                                       shared libraries they need and the test fixtures into
+#                                       gpu-pack.tar.xz (and the fla-core wheel, if pip can fetch it)
+#   scripts/check_cuda.sh run [OUT]     there, from the repository root with gpu-pack.tar.xz:
+#                                       1. every CUDA op against the CPU backend, teacher and student
+#                                          logits, a training step's loss and gradients, the smoke
+#                                          distillation (the tests' "cuda" instances, fp32 GEMMs);
+#                                       2. bench_cuda: WKV-7 forward+backward at B=8 T=4096 C=4096,
+#                                          decode at batch 1 and 64, GEMMs;
+#                                       3. fla's chunk_rwkv7 at the same shape (bench/wkv7_fla.py);
+#                                       4. bench_train: kd steps of a Qwen2.5-0.5B-shaped random pair
+#                                          at T=2048 with bf16 tensor-core GEMMs, tokens/s and MFU.
+#                                       Logs go to OUT (default gpu-check/), each step's exit status
+#                                       to OUT/status.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+case "$mode" in
+  pack)
+    set -e
+    export ARWKV_BUILD_DIR=${ARWKV_BUILD_DIR:-build}
+    scripts/build.sh -DARWKV_CUDA=ON
+    b=$ARWKV_BUILD_DIR
+    rm -rf gpu-pack && mkdir -p gpu-pack/bin gpu-pack/lib
+    progs=("$b/arwkv" "$b/bench/bench_cuda" "$b/bench/bench_train")
+    for t in test_cuda_backend ops_backend_test test_backward_backends test_loss test_adamw test_wkv7 \
+             test_wkv7_backward test_distill; do progs+=("$b/tests/$t"); done
+    for p in "${progs[@]}"; do cp "$p" gpu-pack/bin/ && strip gpu-pack/bin/"$(basename "$p")"; done
+    # Libraries outside the C runtime and CUDA (which the GPU machine has): Debian's OpenBLAS, fmt, ...
+    for p in gpu-pack/bin/*; do ldd "$p"; done | awk '$3 ~ /^\// {print $3}' | sort -u |
+      grep -Ev '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+      while read -r lib; do cp -L "$lib" gpu-pack/lib/; done
+    cp -r tests/data gpu-pack/testdata
+    cp -r configs gpu-pack/configs
+    tar -cJf gpu-pack.tar.xz gpu-pack
+    rm -rf gpu-pack
+    mkdir -p .whl
+    python3 -m pip download -q --no-deps --only-binary=:all: -d .whl fla-core einops || echo "check_cuda: no fla-core wheel (step 3 will be skipped)"
+    du -sh gpu-pack.tar.xz .whl
+    echo "carry: gpu-pack.tar.xz .whl  (both are ignored by git)"
+    ;;
+  run)
+    out=${2:-gpu-check}
+    mkdir -p "$out"
+    : > "$out/status"
+    step() {  # step NAME COMMAND...: runs it, logs it, records its exit status
+      local name=$1; shift
+      echo "== $name: $*" | tee -a "$out/log"
+      "$@" > "$out/$name.log" 2>&1
+      local rc=$?
+      tail -n 40 "$out/$name.log"
+      echo "$name $rc" >> "$out/status"
+    }
+    tar -xJf gpu-pack.tar.xz
+    export LD_LIBRARY_PATH="$PWD/gpu-pack/lib:${LD_LIBRARY_PATH:-}"
+    export ARWKV_TEST_DATA="$PWD/gpu-pack/testdata" ARWKV_BIN="$PWD/gpu-pack/bin/arwkv" OMP_WAIT_POLICY=passive
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
+    bin=gpu-pack/bin
+    step tests_cuda_backend "$bin/test_cuda_backend"
+    for t in ops_backend_test test_backward_backends test_loss test_adamw test_wkv7 test_wkv7_backward; do
+      step "tests_$t" "$bin/$t" --gtest_filter='*/cuda'
+    done
+    step tests_distill bash -c "cd gpu-pack && $PWD/$bin/test_distill --gtest_filter='*Cuda*'"
+    step bench_cuda "$bin/bench_cuda" --reps 5
+    if [[ -d .whl ]] && ls .whl/fla_core-*.whl > /dev/null 2>&1; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+        step wkv7_fla env PYTHONPATH=/tmp/site python3 bench/wkv7_fla.py --reps 10
+    fi
+    step bench_train_bf16 env ARWKV_CUDA_MATMUL=bf16 "$bin/bench_train" --backend cuda --random-teacher qwen2.5-0.5b \
+      --batch 4 --seq-len 2048 --reps 3 --peak-tflops 989
+    cat "$out/status"
+    ;;
+  *)
+    echo "usage: scripts/check_cuda.sh pack | run [OUT]" >&2
+    exit 2
+    ;;
+esac
