@@ -223,6 +223,7 @@ uint64_t stage_seed(uint64_t run_seed, int stage_index) {
 void run_training(const TrainConfig& config, const TrainerOptions& opt) {
   const std::string out = opt.out.empty() ? config.run.out : opt.out;
   if (config.run.threads > 0) omp_set_num_threads(config.run.threads);
+  std::unique_ptr<Ops> ops = make_ops(config.run.backend);  // first: no backend, no output directory
   fs::create_directories(out);
   remove_partial_checkpoints(out);
   const std::optional<LatestCheckpoint> latest = find_latest_checkpoint(out);
@@ -236,7 +237,6 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
     first = static_cast<size_t>(s.stage_index) + (s.stage_complete ? 1 : 0);
   }
   MetricsLog log((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
-  std::unique_ptr<Ops> ops = make_ops(config.run.backend);
   for (size_t i = first; i < config.stages.size(); ++i) {
     const bool resume = latest && !latest->state.stage_complete && i == first;
     StageRunner runner(config, opt, out, static_cast<int>(i), *ops, log);
