@@ -12,8 +12,10 @@
 #                                       2. bench_cuda: WKV-7 forward+backward at B=8 T=4096 C=4096,
 #                                          decode at batch 1 and 64, GEMMs;
 #                                       3. fla's chunk_rwkv7 at the same shape (bench/wkv7_fla.py);
-#                                       4. bench_train: kd steps of a Qwen2.5-0.5B-shaped random pair
-#                                          at T=2048 with bf16 tensor-core GEMMs, tokens/s and MFU.
+#                                       4. kd steps of a Qwen2.5-0.5B-shaped random pair at T=2048:
+#                                          PyTorch (transformers teacher, fla student, bf16:
+#                                          bench/torch_train.py) and bench_train with bf16
+#                                          tensor-core GEMMs (tokens/s and MFU).
 #                                       Logs go to OUT (default gpu-check/), each step's exit status
 #                                       to OUT/status.
 set -uo pipefail
@@ -69,6 +71,10 @@ case "$mode" in
     if [[ -d .whl ]] && ls .whl/fla_core-*.whl > /dev/null 2>&1; then
       python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
         step wkv7_fla env PYTHONPATH=/tmp/site python3 bench/wkv7_fla.py --reps 10
+    fi
+    if [[ -d .whl ]] && ls .whl/fla_core-*.whl > /dev/null 2>&1; then
+      step torch_kd_fla env PYTHONPATH=/tmp/site python3 bench/torch_train.py --device cuda --shape qwen2.5-0.5b \
+        --wkv fla --dtype bf16 --kd-only --batch 4 --seq-len 2048 --reps 3
     fi
     step bench_train_bf16 env ARWKV_CUDA_MATMUL=bf16 "$bin/bench_train" --backend cuda --random-teacher qwen2.5-0.5b \
       --batch 4 --seq-len 2048 --reps 3 --peak-tflops 989
