@@ -181,10 +181,10 @@ TEST_P(CudaBackend, Wkv7PrepareAndOutput) {
     }
 }
 
-// GQA attention over a KV cache with packed documents (a per-query first key), head sizes on both
-// sides of the kernel's 128-wide tile.
+// GQA attention over a KV cache with packed documents (a per-query first key), T not a multiple of
+// the 16-query tile, head sizes for both kernels (tiled up to 128, per query above).
 TEST_P(CudaBackend, AttentionWithDocumentsAndRope) {
-  for (int d : {64, 160}) {
+  for (int d : {36, 64, 128, 160}) {  // the 16-query tiled kernel up to 128, the per-query one above
     const int H = 6, Hkv = 2;
     const int64_t T = 37, offset = 150, S = offset + T;
     std::vector<int32_t> first(T), pos(T);

@@ -85,6 +85,13 @@ class GpuOps final : public Ops {
           fail("attention: key_start {} for query at {}", first[t], a.q_offset + t);
     }
     if (T == 0) return;
+    if (a.head_dim <= kAttnMaxDim) {
+      const unsigned tiles = static_cast<unsigned>((T + kAttnQ - 1) / kAttnQ);
+      rt::launch(&k_attention_tiled, rt::Grid{tiles, static_cast<unsigned>(a.n_heads)}, rt::Grid{kAttnQ * 8}, 0, true,
+                 f32p(out), f32p(q), f32p(k), f32p(v), i32p(key_start), T, q.cols(), k.cols(), out.cols(), a.head_dim,
+                 a.n_heads / a.n_kv_heads, a.q_offset, chk::attention_scale(a));
+      return;
+    }
     rt::launch(&k_attention, rt::Grid{static_cast<unsigned>(T), static_cast<unsigned>(a.n_heads)}, rt::Grid{kAttnTile},
                0, true, f32p(out), f32p(q), f32p(k), f32p(v), i32p(key_start), q.cols(), k.cols(), out.cols(),
                a.head_dim, a.n_heads / a.n_kv_heads, a.q_offset, chk::attention_scale(a));

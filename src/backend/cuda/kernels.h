@@ -223,6 +223,98 @@ GPU_KERNEL void k_attention(float* out, const float* q, const float* k, const fl
   if (tid + kAttnTile < head_dim) o[tid + kAttnTile] = acc1 / l;
 }
 
+// The same attention for head_dim ≤ 128 with a block of 128 threads per (16 queries, head): keys
+// and values come into shared memory 32 at a time and serve all 16 queries, so each key row is read
+// from memory once per 16 queries instead of once per query. Thread t owns query t / 8 and, of its
+// output, dims t % 8 + 8u; scores are 4 per thread; each query's online-softmax bookkeeping is done
+// by one thread per query between barriers.
+constexpr int kAttnQ = 16, kAttnK = 32, kAttnMaxDim = 128;
+
+GPU_KERNEL void k_attention_tiled(float* out, const float* q, const float* k, const float* v, const int32_t* key_start,
+                                  int64_t T, int64_t q_cols, int64_t kv_cols, int64_t out_cols, int head_dim,
+                                  int group, int64_t q_offset, float scale) {
+  GPU_SHARED float qs[kAttnQ][kAttnMaxDim];
+  GPU_SHARED float ks[kAttnK][kAttnMaxDim + 1];
+  GPU_SHARED float vs[kAttnK][kAttnMaxDim];
+  GPU_SHARED float p[kAttnQ][kAttnK];
+  GPU_SHARED float m_row[kAttnQ], l_row[kAttnQ], corr_row[kAttnQ];
+  GPU_SHARED int64_t first_row[kAttnQ];
+  const int tid = static_cast<int>(threadIdx.x), qi = tid / 8, lane = tid % 8;
+  const int64_t t0 = int64_t{blockIdx.x} * kAttnQ;
+  const int h = static_cast<int>(blockIdx.y);
+  const int64_t kv_off = int64_t{h / group} * head_dim;
+  const int n_q = static_cast<int>(T - t0 < kAttnQ ? T - t0 : kAttnQ);
+  for (int e = tid; e < kAttnQ * head_dim; e += blockDim.x) {
+    const int r = e / head_dim, j = e % head_dim;
+    qs[r][j] = r < n_q ? q[(t0 + r) * q_cols + int64_t{h} * head_dim + j] : 0.0f;
+  }
+  if (tid < kAttnQ) {
+    first_row[tid] = tid < n_q && key_start ? key_start[t0 + tid] : 0;
+    m_row[tid] = -INFINITY;
+    l_row[tid] = 0.0f;
+  }
+  gpu_sync();
+  int64_t lo = first_row[0];
+  for (int r = 1; r < n_q; ++r) lo = first_row[r] < lo ? first_row[r] : lo;
+  const int64_t hi = q_offset + t0 + n_q - 1;  // the last key any query here sees
+  const int64_t my_last = q_offset + t0 + qi, my_first = first_row[qi];
+  float acc[kAttnMaxDim / 8];
+  GPU_UNROLL for (int u = 0; u < kAttnMaxDim / 8; ++u) acc[u] = 0.0f;
+  for (int64_t k0 = lo; k0 <= hi; k0 += kAttnK) {
+    for (int e = tid; e < kAttnK * head_dim; e += blockDim.x) {
+      const int r = e / head_dim, j = e % head_dim;
+      const bool in = k0 + r <= hi;
+      ks[r][j] = in ? k[(k0 + r) * kv_cols + kv_off + j] : 0.0f;
+      vs[r][j] = in ? v[(k0 + r) * kv_cols + kv_off + j] : 0.0f;
+    }
+    gpu_sync();
+    for (int c = lane; c < kAttnK; c += 8) {  // scores of query qi against keys c
+      const int64_t key = k0 + c;
+      float s = -INFINITY;
+      if (qi < n_q && key >= my_first && key <= my_last) {
+        float dot = 0.0f;
+        for (int j = 0; j < head_dim; ++j) dot += qs[qi][j] * ks[c][j];
+        s = dot * scale;
+      }
+      p[qi][c] = s;
+    }
+    gpu_sync();
+    if (tid < kAttnQ) {  // one thread per query: the online softmax over this tile
+      float mx = m_row[tid];
+      for (int c = 0; c < kAttnK; ++c) mx = fmaxf(mx, p[tid][c]);
+      float sum = 0.0f;
+      for (int c = 0; c < kAttnK; ++c) {
+        const float e = mx == -INFINITY ? 0.0f : expf(p[tid][c] - mx);
+        p[tid][c] = e;
+        sum += e;
+      }
+      const float corr = mx == -INFINITY ? 1.0f : expf(m_row[tid] - mx);
+      corr_row[tid] = corr;
+      l_row[tid] = l_row[tid] * corr + sum;
+      m_row[tid] = mx;
+    }
+    gpu_sync();
+    const float corr = corr_row[qi];
+    GPU_UNROLL for (int u = 0; u < kAttnMaxDim / 8; ++u) {
+      const int j = lane + 8 * u;
+      if (j < head_dim) {
+        float a = acc[u] * corr;
+        for (int c = 0; c < kAttnK; ++c) a += p[qi][c] * vs[c][j];
+        acc[u] = a;
+      }
+    }
+    gpu_sync();  // ks, vs and p are rewritten by the next tile
+  }
+  if (qi < n_q) {
+    float* o = out + (t0 + qi) * out_cols + int64_t{h} * head_dim;
+    const float inv = 1.0f / l_row[qi];
+    GPU_UNROLL for (int u = 0; u < kAttnMaxDim / 8; ++u) {
+      const int j = lane + 8 * u;
+      if (j < head_dim) o[j] = acc[u] * inv;
+    }
+  }
+}
+
 // ---- token shift (ops.h) ------------------------------------------------------------------------
 
 GPU_FN float shifted_prev(const float* x, const float* x_prev, const int32_t* reset, int64_t b, int64_t t, int64_t c,
