@@ -106,6 +106,8 @@ class GpuOps final : public Ops {
     flat(&k_add, y.numel(), f32p(y), f32p(a), f32p(b), y.numel());
   }
   void copy(Tensor dst, Tensor src) override {
+    chk::on_device("copy", Device::CUDA, dst, dst.dtype);  // a host pointer would fault on the GPU
+    chk::on_device("copy", Device::CUDA, src, src.dtype);
     if (dst.nbytes() != src.nbytes() || dst.dtype != src.dtype)
       fail("copy: {} {} into {} {}", dtype_name(src.dtype), src.shape.str(), dtype_name(dst.dtype), dst.shape.str());
     if (dst.data != src.data) rt::copy_on_device(dst.data, src.data, src.nbytes());
