@@ -18,6 +18,14 @@
 #                                          tensor-core GEMMs (tokens/s and MFU).
 #                                       Logs go to OUT (default gpu-check/), each step's exit status
 #                                       to OUT/status.
+#   scripts/check_cuda.sh pack-distill  here: the default teacher in two slices (gpu-teacher.part.aa,
+#                                       .ab) and the tokenized corpus (gpu-corpus.tar.xz), to carry
+#                                       beside gpu-pack.tar.xz over two calls (64 MiB a call)
+#   scripts/check_cuda.sh run-distill [OUT]
+#                                       there: reassemble and check the teacher, then
+#                                       scripts/distill.sh configs/smollm2-gpu.toml on the GPU with
+#                                       bf16 GEMMs (resumes from its checkpoints when run again); the
+#                                       report goes to OUT (default gpu-distill/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -80,8 +88,37 @@ case "$mode" in
       --batch 4 --seq-len 2048 --reps 3 --peak-tflops 989
     cat "$out/status"
     ;;
+  pack-distill)
+    set -e
+    scripts/fetch_models.sh
+    [[ -d build-corpus/data ]] || scripts/make_corpus.sh
+    rm -f gpu-teacher.part.*
+    split -n 2 models/SmolLM2-135M-Instruct.Q4_1.gguf gpu-teacher.part.
+    tar -cf - -C build-corpus data heldout.txt | xz -T0 -6 > gpu-corpus.tar.xz
+    du -sh gpu-teacher.part.* gpu-corpus.tar.xz
+    echo "carry: first call gpu-pack.tar.xz .whl gpu-teacher.part.aa; second call gpu-teacher.part.ab gpu-corpus.tar.xz"
+    ;;
+  run-distill)
+    set -e
+    out=${2:-gpu-distill}
+    model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+    mkdir -p models build-corpus "$out"
+    if [[ ! -f $model ]]; then
+      cat gpu-teacher.part.* > "$model.tmp"
+      sha=$(awk -F'"' '/^model_sha256=/ {print $2}' scripts/fetch_models.sh)
+      echo "$sha  $model.tmp" | sha256sum -c --quiet -
+      mv "$model.tmp" "$model"
+    fi
+    [[ -d build-corpus/data ]] || tar -xJf gpu-corpus.tar.xz -C build-corpus
+    [[ -d gpu-pack ]] || tar -xJf gpu-pack.tar.xz
+    export LD_LIBRARY_PATH="$PWD/gpu-pack/lib:${LD_LIBRARY_PATH:-}"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
+    ARWKV=gpu-pack/bin/arwkv BACKEND=cuda ARWKV_CUDA_MATMUL=bf16 scripts/distill.sh configs/smollm2-gpu.toml 2>&1 |
+      tee "$out/distill.log"
+    cp runs/smollm2-gpu/report.md runs/smollm2-gpu/metrics.jsonl runs/smollm2-gpu/curves.png "$out/" 2>/dev/null || true
+    ;;
   *)
-    echo "usage: scripts/check_cuda.sh pack | run [OUT]" >&2
+    echo "usage: scripts/check_cuda.sh pack | run [OUT] | pack-distill | run-distill [OUT]" >&2
     exit 2
     ;;
 esac

@@ -12,7 +12,8 @@
 #   6. OUT/report.md: the table, the answers side by side, and OUT/curves.png.
 #
 # Settings (environment): ARWKV (build/arwkv), EVAL_TOKENS (8192), EVAL_TEXT
-# (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer).
+# (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer), BACKEND (cpu: where evaluation and
+# chat run; training runs where the config's [run] backend says).
 # Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ eval_tokens=${EVAL_TOKENS:-8192}
 eval_text=${EVAL_TEXT:-build-corpus/heldout.txt}
 chat_tokens=${CHAT_TOKENS:-48}
 init=${INIT:-transfer}
+backend=${BACKEND:-cpu}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # A [run] key of the config: key = "value" (the configs this script is for are written that way).
@@ -54,7 +56,7 @@ fi
 evaluate() {  # evaluate NAME MODEL
   if [[ ! -f $out/eval-$1.json ]]; then
     say "evaluating $1 on $eval_tokens held-out tokens"
-    "$arwkv" eval -m "$2" --teacher "$teacher" --text "$eval_text" --max-tokens "$eval_tokens" \
+    "$arwkv" eval --backend "$backend" -m "$2" --teacher "$teacher" --text "$eval_text" --max-tokens "$eval_tokens" \
       --json "$out/eval-$1.json.tmp" >&2
     mv "$out/eval-$1.json.tmp" "$out/eval-$1.json"
   fi
@@ -72,7 +74,7 @@ prompts=(
   "Write a haiku about the sea."
 )
 answer() {  # answer MODEL PROMPT
-  printf '%s\n' "$2" | "$arwkv" chat -m "$1" -n "$chat_tokens" --temperature 0 -q 2>/dev/null | tr '\n' ' ' |
+  printf '%s\n' "$2" | "$arwkv" chat --backend "$backend" -m "$1" -n "$chat_tokens" --temperature 0 -q 2>/dev/null | tr '\n' ' ' |
     sed -e 's/[[:space:]]*$//' -e 's/|/\\|/g'
 }
 
