@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -221,7 +222,8 @@ bool cuda_available(std::string* why = nullptr);
 // The CUDA backend's kernels run on the CPU by an emulation of the CUDA execution model (slow: for
 // tests on machines without a GPU).
 std::unique_ptr<Ops> make_cuda_emulated_ops();
-// By name: "cpu", "cuda", "reference" or "cuda-emulated".
+// By name, one of backend_names(): "cpu", "cuda", "reference", "cuda-emulated".
 std::unique_ptr<Ops> make_ops(const std::string& name);
+const std::vector<std::string>& backend_names();
 
 }  // namespace arwkv

@@ -1,6 +1,8 @@
 // Backends by name, and the stand-ins for the CUDA backend in a build without it.
 #include "backend/ops.h"
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 
 namespace arwkv {
@@ -15,12 +17,17 @@ bool cuda_available(std::string* why) {
 }
 #endif
 
+const std::vector<std::string>& backend_names() {
+  static const std::vector<std::string> names = {"cpu", "cuda", "reference", "cuda-emulated"};
+  return names;
+}
+
 std::unique_ptr<Ops> make_ops(const std::string& name) {
   if (name == "cpu") return make_cpu_ops();
   if (name == "reference") return make_reference_ops();
   if (name == "cuda") return make_cuda_ops();
   if (name == "cuda-emulated") return make_cuda_emulated_ops();
-  fail("unknown backend '{}' (cpu, cuda, reference, cuda-emulated)", name);
+  fail("unknown backend '{}' ({})", name, fmt::join(backend_names(), ", "));
 }
 
 }  // namespace arwkv

@@ -2,6 +2,7 @@
 // run's latest checkpoint when there is one.
 #include <fmt/format.h>
 
+#include "backend/ops.h"
 #include "cli/commands.h"
 #include "train/config.h"
 #include "train/objective.h"
@@ -34,7 +35,7 @@ void add_distill(CLI::App& app) {
   cmd->add_option("config", o->config, "The run's config (TOML: [run] and [[stage]] tables)")->required();
   cmd->add_option("--out", o->opt.out, "Output directory (replaces the config's [run] out)");
   cmd->add_option("--backend", o->backend, "Where to train: cpu or cuda (replaces the config's [run] backend)")
-      ->check(CLI::IsMember({"cpu", "cuda", "reference", "cuda-emulated"}));
+      ->check(CLI::IsMember(backend_names()));
   cmd->add_option("--max-steps", o->opt.max_steps, "Stop each stage after this many steps (for tests)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o] { run_distill(*o); });

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "train/objective.h"
 
@@ -108,8 +109,9 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.integer("keep_checkpoints", run.keep_checkpoints, false, 1);
   r.no_other_keys();
   if (run.out.empty()) r.bad("out", "must not be empty");
-  if (run.backend != "cpu" && run.backend != "reference" && run.backend != "cuda" && run.backend != "cuda-emulated")
-    r.bad("backend", "expected \"cpu\", \"cuda\", \"reference\" or \"cuda-emulated\"");
+  const std::vector<std::string>& names = backend_names();
+  if (std::find(names.begin(), names.end(), run.backend) == names.end())
+    r.bad("backend", fmt::format("expected one of {}", fmt::join(names, ", ")));
   run.seed = static_cast<uint64_t>(seed);
   run.threads = static_cast<int>(threads);
   return run;

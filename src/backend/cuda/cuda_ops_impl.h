@@ -2,7 +2,7 @@
 // checks of index tensors, launch shapes, cuBLAS GEMMs and the kernels of kernels.h and
 // wkv7_kernels.h. Included inside the backend's namespace, after its runtime (rt) and the kernels,
 // by cuda_ops.cu (the GPU) and cuda_ops_emulated.cpp (the CPU emulation used by the tests).
-// Needs (included by the TU first): <algorithm>, <cmath>, <vector>, backend/op_checks.h,
+// Needs (included by the TU first): <algorithm>, <cmath>, <type_traits>, <vector>, backend/op_checks.h,
 // backend/student_op_checks.h.
 #pragma once
 
@@ -49,7 +49,7 @@ class GpuOps final : public Ops {
     if (M == 0 || N == 0) return;
     if (K == 0) {
       if (!accumulate) rt::zero_device(y.data, y.nbytes());
-    } else {  // row-major y = x·wᵀ is column-major yᵀ = w·xᵀ... with w read transposed
+    } else {  // row-major y = x·wᵀ is column-major yᵀ = wᵀ'·x' with w' = w seen column-major (K×N)
       rt::gemm(true, false, int_of(N), int_of(M), int_of(K), 1.0f, f32p(w), int_of(K), f32p(x), int_of(K),
                accumulate ? 1.0f : 0.0f, f32p(y), int_of(N));
     }
@@ -131,19 +131,12 @@ class GpuOps final : public Ops {
     const int64_t chunks = (T + kWkvChunk - 1) / kWkvChunk;
     float* scratch = scratch_floats(B * H * (chunks + kWkvChunk) * N * N);
     float *snaps = scratch, *chunk = scratch + B * H * chunks * N * N;
-    const int nmax = wkv_nmax(N);
-    auto go = [&](auto kernel) {
-      rt::launch(kernel, rt::Grid{static_cast<unsigned>(B * H)}, rt::Grid{static_cast<unsigned>(nmax)}, 0, true,
-                 f32p(d.dr), f32p(d.dw), f32p(d.dk), f32p(d.dv), f32p(d.da), f32p(d.db), f32p(d.dstate), f32p(dy),
-                 f32p(state_in), f32p(r), f32p(w), f32p(k), f32p(v), f32p(a), f32p(b), i32p(reset), T,
-                 static_cast<int>(H), static_cast<int>(N), C, snaps, chunk);
-    };
-    switch (nmax) {
-      case 16: go(&k_wkv7_backward<16>); break;
-      case 32: go(&k_wkv7_backward<32>); break;
-      case 64: go(&k_wkv7_backward<64>); break;
-      default: go(&k_wkv7_backward<128>); break;
-    }
+    with_nmax(N, [&](auto nmax) {
+      const rt::Grid grid{static_cast<unsigned>(B * H)}, block{static_cast<unsigned>(nmax())};
+      rt::launch(&k_wkv7_backward<nmax()>, grid, block, 0, true, f32p(d.dr), f32p(d.dw), f32p(d.dk), f32p(d.dv),
+                 f32p(d.da), f32p(d.db), f32p(d.dstate), f32p(dy), f32p(state_in), f32p(r), f32p(w), f32p(k), f32p(v),
+                 f32p(a), f32p(b), i32p(reset), T, static_cast<int>(H), static_cast<int>(N), C, snaps, chunk);
+    });
   }
 
   void token_shift(Tensor out, Tensor x, Tensor x_prev, Tensor mix, Tensor reset) override {
@@ -327,27 +320,25 @@ class GpuOps final : public Ops {
                threads * sizeof(double), true, args...);
   }
 
-  static int wkv_nmax(int64_t N) {
+  // Calls f(std::integral_constant<int, NMAX>) with the WKV-7 kernels' block size for head size N.
+  template <typename F>
+  static void with_nmax(int64_t N, F f) {
     if (N > 128) fail("wkv7: head size {} > 128 is not supported by the {} backend", N, rt::kBackendName);
-    return N <= 16 ? 16 : N <= 32 ? 32 : N <= 64 ? 64 : 128;
+    if (N <= 16) f(std::integral_constant<int, 16>{});
+    else if (N <= 32) f(std::integral_constant<int, 32>{});
+    else if (N <= 64) f(std::integral_constant<int, 64>{});
+    else f(std::integral_constant<int, 128>{});
   }
 
   void run_wkv7(Tensor y, Tensor state, Tensor r, Tensor w, Tensor k, Tensor v, Tensor a, Tensor b, Tensor reset,
                 int64_t B, int64_t T) {
     const int64_t H = state.dim(1), N = state.dim(2), C = H * N;
     if (B == 0 || T == 0) return;
-    const int nmax = wkv_nmax(N);
-    auto go = [&](auto kernel) {
-      rt::launch(kernel, rt::Grid{static_cast<unsigned>(B * H)}, rt::Grid{static_cast<unsigned>(nmax)}, 0, true,
-                 f32p(y), f32p(state), f32p(r), f32p(w), f32p(k), f32p(v), f32p(a), f32p(b), i32p(reset), T,
-                 static_cast<int>(H), static_cast<int>(N), C);
-    };
-    switch (nmax) {
-      case 16: go(&k_wkv7_forward<16>); break;
-      case 32: go(&k_wkv7_forward<32>); break;
-      case 64: go(&k_wkv7_forward<64>); break;
-      default: go(&k_wkv7_forward<128>); break;
-    }
+    with_nmax(N, [&](auto nmax) {
+      const rt::Grid grid{static_cast<unsigned>(B * H)}, block{static_cast<unsigned>(nmax())};
+      rt::launch(&k_wkv7_forward<nmax()>, grid, block, 0, true, f32p(y), f32p(state), f32p(r), f32p(w), f32p(k),
+                 f32p(v), f32p(a), f32p(b), i32p(reset), T, static_cast<int>(H), static_cast<int>(N), C);
+    });
   }
 
   void check_ids(const char* op, const Tensor& ids, int64_t V) {

@@ -19,13 +19,13 @@ using namespace ::arwkv::gpu_lang;
 
 // ---- reductions over a block (blockDim.x a power of two; every thread must call) ---------------
 
-template <typename T>
-GPU_FN T block_sum(T v, T* red) {
+template <typename T, typename Combine>
+GPU_FN T block_reduce(T v, T* red, Combine combine) {
   const unsigned t = threadIdx.x;
   red[t] = v;
   gpu_sync();
   for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (t < s) red[t] += red[t + s];
+    if (t < s) red[t] = combine(red[t], red[t + s]);
     gpu_sync();
   }
   const T out = red[0];
@@ -34,17 +34,13 @@ GPU_FN T block_sum(T v, T* red) {
 }
 
 template <typename T>
+GPU_FN T block_sum(T v, T* red) {
+  return block_reduce(v, red, [](T a, T b) { return a + b; });
+}
+
+template <typename T>
 GPU_FN T block_max(T v, T* red) {
-  const unsigned t = threadIdx.x;
-  red[t] = v;
-  gpu_sync();
-  for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (t < s) red[t] = red[t + s] > red[t] ? red[t + s] : red[t];
-    gpu_sync();
-  }
-  const T out = red[0];
-  gpu_sync();
-  return out;
+  return block_reduce(v, red, [](T a, T b) { return b > a ? b : a; });
 }
 
 GPU_FN double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }

@@ -43,6 +43,7 @@ inline void init() {
   if (cublasCreate(&d.blas) != CUBLAS_STATUS_SUCCESS) fail("CUDA: cublasCreate failed on {}", d.prop.name);
 }
 
+// ARWKV_CUDA_MATMUL, or fp32 (see matmul_compute).
 inline const char* matmul_mode() {
   const char* e = std::getenv("ARWKV_CUDA_MATMUL");
   return e && *e ? e : "fp32";
@@ -97,8 +98,7 @@ inline void synchronize() { check(cudaDeviceSynchronize(), "a kernel"); }
 // accumulation and outputs in fp32).
 inline cublasComputeType_t matmul_compute() {
   static const cublasComputeType_t type = [] {
-    const char* e = std::getenv("ARWKV_CUDA_MATMUL");
-    const std::string m = e && *e ? e : "fp32";
+    const std::string m = matmul_mode();
     if (m == "fp32") return CUBLAS_COMPUTE_32F;
     if (m == "tf32") return CUBLAS_COMPUTE_32F_FAST_TF32;
     if (m == "bf16") return CUBLAS_COMPUTE_32F_FAST_16BF;

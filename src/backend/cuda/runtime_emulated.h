@@ -15,7 +15,6 @@ constexpr const char* kBackendName = "cuda-emulated";
 constexpr unsigned kMaxFlatBlocks = 8;  // few blocks: the grid-stride loops cover the rest
 
 inline void init() {}
-inline std::string device_description() { return "CPU emulation of the CUDA execution model"; }
 
 template <typename... KernelArgs, typename... Args>
 void launch(void (*kernel)(KernelArgs...), Grid grid, Grid block, size_t dyn_shared, bool barriers, Args... args) {

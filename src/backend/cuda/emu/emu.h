@@ -42,4 +42,3 @@ void launch(Dim grid, Dim block, size_t dyn_shared_bytes, bool barriers, const s
 #define gridDim (::arwkv::emu::context().grid_dim)
 
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
-inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }
