@@ -12,10 +12,13 @@
 # Files over 128 KB are cut into pieces of about 64 KB at blank lines. Every file is then ordered
 # by the MD5 of its path (deterministic, mixes the sources): the first HELDOUT_MB go to the
 # held-out set (heldout/ and heldout.txt, for `arwkv eval --text`), the next CORPUS_MB to the
-# training corpus (corpus/). A prompts file for `arwkv chatgen` is made from perlfaq questions,
+# training corpus (corpus/), the next DEV_MB to a tuning text (dev.txt: recipe choices are scored
+# on it, so that heldout.txt is never tuned on). heldout-ext.txt is text from packages the corpus
+# does not use at all (EXT_PACKAGES: git's AsciiDoc manuals, Debian's constitution, social
+# contract, manifesto and bug-reporting guides), for held-out figures on another source. A prompts file for `arwkv chatgen` is made from perlfaq questions,
 # Python module titles and Jargon File terms. Finally `arwkv data` tokenizes corpus/ into data/.
 #
-# Settings (environment): CACHE (default build-corpus), CORPUS_MB (50), HELDOUT_MB (1),
+# Settings (environment): CACHE (default build-corpus), CORPUS_MB (50), HELDOUT_MB (1), DEV_MB (1),
 # PROMPTS (1000), TOKENIZER (models/SmolLM2-135M-Instruct.Q4_1.gguf), ARWKV (build/arwkv),
 # DATA_OUT (CACHE/data), VAL_FRACTION (0.01), SEED (0), PACKAGES (the list above).
 # Re-running reuses what the cache holds; delete CACHE/text to extract again.
@@ -26,6 +29,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CACHE:-$ROOT/build-corpus}
 CORPUS_MB=${CORPUS_MB:-50}
 HELDOUT_MB=${HELDOUT_MB:-1}
+DEV_MB=${DEV_MB:-1}
+EXT_PACKAGES=${EXT_PACKAGES:-git-doc doc-debian}
 PROMPTS=${PROMPTS:-1000}
 TOKENIZER=${TOKENIZER:-$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 ARWKV=${ARWKV:-$ROOT/build/arwkv}
@@ -131,16 +136,41 @@ select_files() {
   (cd "$CACHE/text" && find . -type f -printf '%s %P\n') |
     perl -MDigest::MD5=md5_hex -ne 'chomp; my ($s, $p) = split / /, $_, 2; print md5_hex($p), " $s $p\n"' |
     sort >"$list"
-  rm -rf "$CACHE/heldout" "$CACHE/corpus" "$CACHE/heldout.txt"
-  awk -v h=$((HELDOUT_MB * 1000000)) -v c=$((CORPUS_MB * 1000000)) '
-    { if (held < h) { held += $2; print "heldout", $3 } else if (used < c) { used += $2; print "corpus", $3 } }' \
+  rm -rf "$CACHE/heldout" "$CACHE/corpus" "$CACHE/dev" "$CACHE/heldout.txt" "$CACHE/dev.txt"
+  awk -v h=$((HELDOUT_MB * 1000000)) -v c=$((CORPUS_MB * 1000000)) -v d=$((DEV_MB * 1000000)) '
+    { if (held < h) { held += $2; print "heldout", $3 } else if (used < c) { used += $2; print "corpus", $3 }
+      else if (dev < d) { dev += $2; print "dev", $3 } }' \
     "$list" | while read -r set f; do
     mkdir -p "$CACHE/$set/$(dirname "$f")"
     cp "$CACHE/text/$f" "$CACHE/$set/$f"
   done
   (cd "$CACHE/heldout" && find . -type f -printf '%P\n' | sort | xargs cat) >"$CACHE/heldout.txt"
+  if [ -d "$CACHE/dev" ]; then (cd "$CACHE/dev" && find . -type f -printf '%P\n' | sort | xargs cat) >"$CACHE/dev.txt"; fi
   say "corpus: $(du -sb "$CACHE/corpus" | cut -f1) bytes in $(find "$CACHE/corpus" -type f | wc -l) files;" \
-    "held out: $(wc -c <"$CACHE/heldout.txt") bytes"
+    "held out: $(wc -c <"$CACHE/heldout.txt") bytes; dev: $(wc -c <"$CACHE/dev.txt" 2>/dev/null || echo 0) bytes"
+}
+
+# heldout-ext.txt: text of EXT_PACKAGES, none of which the corpus reads (about 1 MB).
+external_heldout() {
+  local R=$CACHE/root-ext out=$CACHE/heldout-ext.txt
+  mkdir -p "$CACHE/debs" "$R"
+  for p in $EXT_PACKAGES; do
+    if ! ls "$CACHE/debs/${p}"_*.deb >/dev/null 2>&1; then
+      say "downloading $p"
+      (cd "$CACHE/debs" && apt-get download "$p" 2>&1 | { grep -v '^W: Download is performed unsandboxed' >&2 || true; })
+    fi
+    [ -d "$R/$p" ] || { dpkg-deb -x "$(ls "$CACHE/debs/${p}"_*.deb | head -1)" "$R/$p.tmp" && mv "$R/$p.tmp" "$R/$p"; }
+  done
+  {
+    for f in constitution.txt social-contract.txt debian-manifesto bug-reporting.txt; do
+      if [ -e "$R/doc-debian/usr/share/doc/debian/$f.gz" ]; then gzip -dc "$R/doc-debian/usr/share/doc/debian/$f.gz"; fi
+    done
+    if [ -d "$R/git-doc" ]; then find "$R/git-doc/usr/share/doc/git-doc" -maxdepth 1 -name '*.txt' | sort | xargs cat; fi
+  } >"$out.all"
+  head -c 1000000 "$out.all" >"$out.tmp"
+  rm -f "$out.all"
+  mv "$out.tmp" "$out"
+  say "external held-out text: $(wc -c <"$out") bytes in $out"
 }
 
 # hash_order: the lines of stdin, without repeats, in the order of their MD5 (deterministic).
@@ -174,5 +204,6 @@ tokenize() {
 fetch
 [ -d "$CACHE/text" ] || extract
 select_files
+external_heldout
 make_prompts
 tokenize

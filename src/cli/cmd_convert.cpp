@@ -2,19 +2,23 @@
 // directory (SPEC §3 "Initialisation", §5). Options map one to one onto ConvertOptions.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"
 #include "convert/convert.h"
+#include "core/error.h"
+#include "train/calibrate.h"
 
 namespace arwkv::cli {
 
 namespace {
 
 struct ConvertCliOptions {
-  std::string teacher, out, init = "transfer", keep_attention, lora_ranks, dtype = "f32";
+  std::string teacher, out, init = "transfer", keep_attention, lora_ranks, dtype = "f32", calibrate;
   bool no_gate = false, group_norm = false, force = false;
   uint64_t seed = 0;
+  int64_t calibrate_tokens = 8192;
 };
 
 ConvertOptions to_options(const ConvertCliOptions& c) {
@@ -37,16 +41,53 @@ ConvertOptions to_options(const ConvertCliOptions& c) {
   return o;
 }
 
+void print_calibration(const CalibrateReport& r) {
+  double before = 0, after = 0, silent = 0;
+  for (size_t j = 0; j < r.layers.size(); ++j) before += r.before[j], after += r.after[j], silent += r.silent[j];
+  const double n = static_cast<double>(std::max<size_t>(r.layers.size(), 1));
+  fmt::print("calibrated   output scales per head from {} tokens: mean ‖A_teacher − A_student‖²/C {:.4g} -> {:.4g} "
+             "(silent block: {:.4g})\n",
+             r.tokens, before / n, after / n, silent / n);
+}
+
 void run_convert(const ConvertCliOptions& c) {
-  const ConvertReport r = convert_teacher(to_options(c));
+  if (!c.calibrate.empty() && c.dtype != "f32")
+    fail("{}: --calibrate writes f32 weights; convert with --dtype f32 (the default)", c.teacher);
+  ConvertOptions opt = to_options(c);
+  // With calibration the student is made in a sibling directory and renamed when it is calibrated.
+  namespace fs = std::filesystem;
+  const std::string work = c.calibrate.empty() ? c.out : c.out + ".calibrating";
+  if (!c.calibrate.empty()) {
+    if (fs::exists(c.out) && !fs::is_empty(c.out) && !c.force)
+      fail("{}: exists and is not empty (--force replaces it)", c.out);
+    fs::remove_all(work);
+    opt.out = work;
+  }
+  const ConvertReport r = convert_teacher(opt);
   const StudentConfig& s = r.config;
-  fmt::print("student      {}\n", r.out);
+  fmt::print("student      {}\n", c.out);
   fmt::print("init         {} (seed {})\n", c.init, c.seed);
   fmt::print("time-mix     {} of {} layers, {} heads of {}, gate {}, group norm {}\n", s.wkv_layers.size(),
              s.base.n_layers, s.n_wkv_heads(), s.head_size, s.has_gate ? "yes" : "no", s.has_group_norm ? "yes" : "no");
   fmt::print("LoRA ranks   decay {}, iclr {}, value {}, gate {}\n", s.decay_lora, s.iclr_lora, s.value_lora, s.gate_lora);
   fmt::print("tensors      {} ({:.1f} M parameters, stored {})\n", r.n_tensors, r.n_parameters / 1e6, c.dtype);
   fmt::print("tokenizer    {}\n", r.tokenizer);
+  if (!c.calibrate.empty()) {
+    CalibrateOptions co;
+    co.student = r.out;
+    co.teacher = c.teacher;
+    co.data = c.calibrate;
+    co.tokens = c.calibrate_tokens;
+    co.seed = c.seed;
+    try {
+      print_calibration(calibrate_student(co));
+    } catch (...) {
+      fs::remove_all(work);
+      throw;
+    }
+    fs::remove_all(c.out);
+    fs::rename(work, c.out);
+  }
 }
 
 }  // namespace
@@ -67,6 +108,11 @@ void add_convert(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Stored weight type")
       ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+      ->capture_default_str();
+  cmd->add_option("--calibrate", o->calibrate,
+                  "Tokenized data (arwkv data): scale each time-mix head's output to its attention's by least squares");
+  cmd->add_option("--calibrate-tokens", o->calibrate_tokens, "Tokens of --calibrate data to fit on")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace an existing non-empty output directory");
   cmd->callback([o] { run_convert(*o); });

@@ -90,8 +90,28 @@ class AlignObjective final : public StudentObjective {
   ValidationResult validate(const Batch& batch) override;
   int64_t count(const Batch& batch) const override { return batch.B * batch.T; }  // every input token
 
+  // Output calibration of a student (calibrate.h): accumulate adds a batch's least-squares normal
+  // equations for per-head scales of each time-mix layer's output projection; apply solves them,
+  // scales the projections' head columns, and returns per-layer mean ‖A_teacher − A_student‖²/C
+  // before, after and with the block silent (all over the accumulated batches).
+  void accumulate_calibration(const Batch& batch);
+  struct Calibration {
+    std::vector<int> layers;
+    std::vector<double> before, after, silent;  // per time-mix layer
+    std::vector<std::vector<double>> scales;    // per time-mix layer, per head
+  };
+  Calibration apply_calibration();
+
  private:
+  // Teacher captures into inputs_/targets_all_, every time-mix layer's output into outputs_.
+  void forward_layers(const Batch& batch);
   double run(const Batch& batch, bool backward);
+  struct NormalEquations {
+    std::vector<double> G, b;  // [H, H], [H]: Σ u_h·u_h', Σ u_h·A
+    double aa = 0, err = 0;    // Σ ‖A‖², Σ ‖A − O‖²
+    int64_t rows = 0;
+  };
+  std::vector<NormalEquations> normal_;
   Buffer layer_io_;
   Tensor inputs_, outputs_, targets_all_, layer_loss_;  // [Lw, R, C] ×3, [R]
 };

@@ -40,7 +40,7 @@ AlignObjective::AlignObjective(std::unique_ptr<Student> student, std::unique_ptr
          t.n_layers, t.hidden_size, s.n_layers, s.hidden_size);
 }
 
-double AlignObjective::run(const Batch& batch, bool backward) {
+void AlignObjective::forward_layers(const Batch& batch) {
   read_batch(batch);
   std::vector<TeacherCapture> caps;
   run_teacher(batch, &caps);
@@ -69,6 +69,15 @@ double AlignObjective::run(const Batch& batch, bool backward) {
   StudentBackprop& bp = backprop_;
   bp.begin(B_, T_, resets_);
   for (int64_t j = 0; j < Lw; ++j) bp.time_mix_forward(wkv[static_cast<size_t>(j)], layer_rows(in, j, 0, R), layer_rows(out, j, 0, R));
+}
+
+double AlignObjective::run(const Batch& batch, bool backward) {
+  forward_layers(batch);
+  StudentBackprop& bp = backprop_;
+  const std::vector<int>& wkv = student_->student_config().wkv_layers;
+  const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;
+  const Shape lrc{Lw, R, C};
+  const Tensor out{outputs_.data, lrc, DType::F32, ops().device()}, tgt{targets_all_.data, lrc, DType::F32, ops().device()};
   const double scale = 1.0 / static_cast<double>(Lw * R);
   const Tensor loss = layer_loss_.slice_rows(0, R);
   double total = 0.0;

@@ -136,6 +136,11 @@ void StudentBackprop::time_mix_forward(int64_t layer, Tensor xn, Tensor out) {
   tm_forward(w, acts_for(layer), xn, out);
 }
 
+Tensor StudentBackprop::time_mix_output_input(int64_t layer) {
+  ARWKV_ASSERT(!recompute_, "time_mix_output_input in recompute mode");
+  return acts_for(layer).y;
+}
+
 // ---- Backward -----------------------------------------------------------------------------------
 
 // out = act(x·firstᵀ)·secondᵀ + bias, given dout; hidden = act(x·firstᵀ) as the forward kept it.

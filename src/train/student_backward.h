@@ -86,6 +86,9 @@ class StudentBackprop {
   // time-mix layer before the first one (whose v receives v_first's gradient).
   void time_mix_forward(int64_t layer, Tensor xn, Tensor out);
   void time_mix_backward(int64_t layer, Tensor dout);
+  // After time_mix_forward (not in recompute mode): what the layer's output projection reads,
+  // y [B·T, C] = (WKV-7 output, bonus, gate), so that out = y·Woᵀ.
+  Tensor time_mix_output_input(int64_t layer);
 
   struct Acts;
   struct Scratch;

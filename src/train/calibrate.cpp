@@ -1,0 +1,206 @@
+// Output calibration (calibrate.h): AlignObjective's normal equations and the in-place rewrite of
+// a student directory.
+#include "train/calibrate.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "train/config.h"
+#include "train/objectives.h"
+
+namespace arwkv {
+namespace {
+
+// Solves (G + λ·I)·x = b for a small symmetric positive semi-definite G by Gaussian elimination
+// with partial pivoting; λ = 1e-6·mean diagonal keeps a head whose output is all zero at α = 0.
+std::vector<double> solve_ridge(std::vector<double> G, std::vector<double> b) {
+  const size_t n = b.size();
+  double diag = 0.0;
+  for (size_t i = 0; i < n; ++i) diag += G[i * n + i];
+  const double lambda = std::max(1e-6 * diag / static_cast<double>(n), 1e-30);
+  for (size_t i = 0; i < n; ++i) G[i * n + i] += lambda;
+  for (size_t c = 0; c < n; ++c) {
+    size_t p = c;
+    for (size_t r = c + 1; r < n; ++r)
+      if (std::fabs(G[r * n + c]) > std::fabs(G[p * n + c])) p = r;
+    if (p != c) {
+      for (size_t k = 0; k < n; ++k) std::swap(G[c * n + k], G[p * n + k]);
+      std::swap(b[c], b[p]);
+    }
+    for (size_t r = c + 1; r < n; ++r) {
+      const double f = G[r * n + c] / G[c * n + c];
+      for (size_t k = c; k < n; ++k) G[r * n + k] -= f * G[c * n + k];
+      b[r] -= f * b[c];
+    }
+  }
+  std::vector<double> x(n);
+  for (size_t i = n; i-- > 0;) {
+    double s = b[i];
+    for (size_t k = i + 1; k < n; ++k) s -= G[i * n + k] * x[k];
+    x[i] = s / G[i * n + i];
+  }
+  return x;
+}
+
+std::vector<float> download(Ops& ops, const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  ops.download(v.data(), t);
+  return v;
+}
+
+}  // namespace
+
+void AlignObjective::accumulate_calibration(const Batch& batch) {
+  forward_layers(batch);
+  const std::vector<int>& wkv = student_->student_config().wkv_layers;
+  const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;
+  const int64_t N = student_->student_config().head_size, H = C / N;
+  const Shape lrc{Lw, R, C};
+  const Tensor tgt{targets_all_.data, lrc, DType::F32, ops().device()};
+  normal_.resize(static_cast<size_t>(Lw));
+  for (int64_t j = 0; j < Lw; ++j) {
+    const int layer = wkv[static_cast<size_t>(j)];
+    const std::vector<float> y = download(ops(), backprop_.time_mix_output_input(layer).slice_rows(0, R));
+    const std::vector<float> a = download(ops(), tgt.slice_rows(j, j + 1).reshape({R, C}));
+    const std::vector<float> wo = download(ops(), student_->layers()[static_cast<size_t>(layer)].output);  // [C, C]
+    NormalEquations& ne = normal_[static_cast<size_t>(j)];
+    ne.G.resize(static_cast<size_t>(H * H));
+    ne.b.resize(static_cast<size_t>(H));
+    // Per token, head h's contribution u_h = Wo[:, head h]·y_h; G += u·uᵀ, b += u·A.
+#pragma omp parallel
+    {
+      std::vector<double> G(static_cast<size_t>(H * H)), b(static_cast<size_t>(H));
+      double aa = 0.0, err = 0.0;
+      std::vector<float> u(static_cast<size_t>(H * C));
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < R; ++t) {
+        const float* yt = y.data() + t * C;
+        const float* at = a.data() + t * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float* wr = wo.data() + c * C;
+          for (int64_t h = 0; h < H; ++h) {
+            float s = 0.0f;
+            for (int64_t i = h * N; i < (h + 1) * N; ++i) s += wr[i] * yt[i];
+            u[static_cast<size_t>(h * C + c)] = s;
+          }
+        }
+        for (int64_t h = 0; h < H; ++h) {
+          const float* uh = u.data() + h * C;
+          for (int64_t g = h; g < H; ++g) {
+            const float* ug = u.data() + g * C;
+            double s = 0.0;
+            for (int64_t c = 0; c < C; ++c) s += static_cast<double>(uh[c]) * ug[c];
+            G[static_cast<size_t>(h * H + g)] += s;
+          }
+          double s = 0.0;
+          for (int64_t c = 0; c < C; ++c) s += static_cast<double>(uh[c]) * at[c];
+          b[static_cast<size_t>(h)] += s;
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          double o = 0.0;
+          for (int64_t h = 0; h < H; ++h) o += u[static_cast<size_t>(h * C + c)];
+          aa += static_cast<double>(at[c]) * at[c];
+          err += (at[c] - o) * (at[c] - o);
+        }
+      }
+#pragma omp critical
+      {
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t g = h; g < H; ++g) {
+            ne.G[static_cast<size_t>(h * H + g)] += G[static_cast<size_t>(h * H + g)];
+            if (g != h) ne.G[static_cast<size_t>(g * H + h)] += G[static_cast<size_t>(h * H + g)];
+          }
+        for (int64_t h = 0; h < H; ++h) ne.b[static_cast<size_t>(h)] += b[static_cast<size_t>(h)];
+        ne.aa += aa;
+        ne.err += err;
+      }
+    }
+    ne.rows += R;
+  }
+}
+
+AlignObjective::Calibration AlignObjective::apply_calibration() {
+  ARWKV_ASSERT(!normal_.empty(), "apply_calibration before accumulate_calibration");
+  const std::vector<int>& wkv = student_->student_config().wkv_layers;
+  const int64_t C = student_->config().hidden_size, N = student_->student_config().head_size, H = C / N;
+  Calibration out;
+  for (size_t j = 0; j < normal_.size(); ++j) {
+    const NormalEquations& ne = normal_[j];
+    const std::vector<double> alpha = solve_ridge(ne.G, ne.b);
+    double quad = 0.0, lin = 0.0;  // ‖A − Σ α_h u_h‖² = ‖A‖² − 2αᵀb + αᵀGα
+    for (int64_t h = 0; h < H; ++h) {
+      lin += alpha[static_cast<size_t>(h)] * ne.b[static_cast<size_t>(h)];
+      for (int64_t g = 0; g < H; ++g)
+        quad += alpha[static_cast<size_t>(h)] * ne.G[static_cast<size_t>(h * H + g)] * alpha[static_cast<size_t>(g)];
+    }
+    const double denom = static_cast<double>(ne.rows * C);
+    out.layers.push_back(wkv[j]);
+    out.before.push_back(ne.err / denom);
+    out.after.push_back(std::max(0.0, ne.aa - 2.0 * lin + quad) / denom);
+    out.silent.push_back(ne.aa / denom);
+    out.scales.push_back(alpha);
+
+    const Tensor& w = student_->layers()[static_cast<size_t>(wkv[j])].output;
+    std::vector<float> wo = download(ops(), w);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < C; ++i) wo[static_cast<size_t>(c * C + i)] *= static_cast<float>(alpha[static_cast<size_t>(i / N)]);
+    ops().upload(w, wo.data());
+  }
+  normal_.clear();
+  return out;
+}
+
+CalibrateReport calibrate_student(const CalibrateOptions& o) {
+  namespace fs = std::filesystem;
+  if (o.tokens < 1 || o.seq_len < 2) fail("{}: calibration needs tokens ≥ 1 and seq_len ≥ 2", o.student);
+  register_builtin_objectives();
+  std::unique_ptr<Ops> ops = make_ops(o.backend);
+  const Dataset data = Dataset::open(o.data);
+  RunConfig run;
+  run.teacher = o.teacher;
+  run.data = o.data;
+  StageConfig st;
+  st.name = "calibrate";
+  st.kind = "align";
+  st.train = {"time_mix"};
+  TrainRng rng(o.seed);
+  const RunContext ctx{&run, 0, o.student, &data, ops.get(), &rng};
+  std::unique_ptr<Objective> obj = make_objective("align", st, ctx);
+  auto* align = dynamic_cast<AlignObjective*>(obj.get());
+  ARWKV_ASSERT(align != nullptr, "the align kind is not an AlignObjective");
+
+  const int64_t T = std::min<int64_t>(o.seq_len, std::max<int64_t>(2, o.tokens)), B = 1;
+  BatchIterator it(data, DataSplit::Train, BatchOptions{B, T, o.seed, true});
+  Batch batch;
+  CalibrateReport report;
+  for (; report.tokens < o.tokens; report.tokens += B * T) {
+    it.next(batch);
+    align->accumulate_calibration(batch);
+  }
+  AlignObjective::Calibration c = align->apply_calibration();
+  report.layers = std::move(c.layers);
+  report.before = std::move(c.before);
+  report.after = std::move(c.after);
+  report.silent = std::move(c.silent);
+  report.scales = std::move(c.scales);
+
+  // The student appears calibrated or not at all: written beside, then swapped in.
+  const fs::path dir = fs::path(o.student), tmp = dir.string() + ".calibrate-tmp", old = dir.string() + ".calibrate-old";
+  fs::remove_all(tmp);
+  fs::remove_all(old);
+  fs::create_directories(tmp);
+  obj->save_student(tmp.string());
+  for (const auto& e : fs::directory_iterator(dir))  // files save_student does not write stay
+    if (!fs::exists(tmp / e.path().filename())) fs::copy(e.path(), tmp / e.path().filename(), fs::copy_options::recursive);
+  fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old);
+  return report;
+}
+
+}  // namespace arwkv
