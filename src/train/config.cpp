@@ -73,6 +73,21 @@ class TableReader {
       }
     }
   }
+  // A table of numbers ≥ 0 under string keys, e.g. lr_scale = { mlp = 0.1 }.
+  void number_table(const std::string& key, std::map<std::string, double>& out) {
+    if (const toml::node* n = node(key, false)) {
+      const toml::table* t = n->as_table();
+      if (!t) bad(key, "expected a table of numbers, e.g. { mlp = 0.1 }");
+      for (auto&& [k, v] : *t) {
+        double x = 0.0;
+        if (v.is_integer()) x = static_cast<double>(v.as_integer()->get());
+        else if (v.is_floating_point()) x = v.as_floating_point()->get();
+        else bad(key, fmt::format("'{}' is not a number", k.str()));
+        if (!std::isfinite(x) || x < 0.0) bad(key, fmt::format("'{}' = {} is not a number ≥ 0", k.str(), x));
+        out[std::string(k.str())] = x;
+      }
+    }
+  }
   void no_other_keys() const {
     for (auto&& [k, v] : t_)
       if (!used_.count(std::string(k.str())))
@@ -133,6 +148,7 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   r.integer("warmup_tokens", s.warmup_tokens);
   r.number("weight_decay", s.weight_decay);
   r.number("clip", s.clip);
+  r.number_table("lr_scale", s.lr_scale);
   r.integer("eval_every", s.eval_every);
   r.integer("eval_batches", s.eval_batches, false, 1);
   r.integer("checkpoint_every", s.checkpoint_every);
@@ -150,6 +166,8 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   for (const std::string& g : s.train)
     if (!is_parameter_group(g))
       r.bad("train", fmt::format("unknown group '{}' (time_mix, attention, mlp, norm, embedding, head)", g));
+  for (const auto& [g, x] : s.lr_scale)
+    if (!s.trains(g)) r.bad("lr_scale", fmt::format("'{}' is not a group the stage trains", g));
   if (s.min_lr > s.lr) r.bad("min_lr", fmt::format("{} exceeds lr {}", s.min_lr, s.lr));
   if (r.has("warmup") && r.has("warmup_tokens")) r.bad("warmup_tokens", "give warmup or warmup_tokens, not both");
   if (s.temperature <= 0.0) r.bad("temperature", "must be positive");
@@ -170,6 +188,11 @@ int64_t StageConfig::warmup_steps() const {
 
 bool StageConfig::trains(const std::string& group) const {
   return std::find(train.begin(), train.end(), group) != train.end();
+}
+
+double StageConfig::lr_scale_of(const std::string& group) const {
+  const auto it = lr_scale.find(group);
+  return it == lr_scale.end() ? 1.0 : it->second;
 }
 
 TrainConfig parse_train_config(const std::string& text, const std::string& source) {

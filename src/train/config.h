@@ -24,6 +24,7 @@
 //   min_lr = 1e-5                  # the cosine decay ends here at the stage's last step
 //   warmup = 50                    # steps of linear warmup (or warmup_tokens = N, not both)
 //   weight_decay = 0.0             # on matrices only
+//   lr_scale = { mlp = 0.1 }       # per trained group: its learning rate is lr (and min_lr) × this
 //   clip = 1.0                     # global gradient-norm limit; 0 = none
 //   eval_every = 100               # validation every this many steps (and at the end); 0 = end only
 //   eval_batches = 4               # fixed batches from the start of the val split
@@ -40,6 +41,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,7 @@ struct StageConfig {
   double lr = 0.0, min_lr = 0.0;
   int64_t warmup = 0, warmup_tokens = 0;  // at most one is set
   double weight_decay = 0.0, clip = 1.0;
+  std::map<std::string, double> lr_scale;  // group → multiplier of the schedule (default 1)
   int64_t eval_every = 0, eval_batches = 4, checkpoint_every = 0;
   std::string data;  // empty: the run's
   double temperature = 1.0;
@@ -65,6 +68,7 @@ struct StageConfig {
   int64_t total_steps() const;  // the stage's real length: ceil(tokens / tokens_per_step), ≥ 1
   int64_t warmup_steps() const;
   bool trains(const std::string& group) const;
+  double lr_scale_of(const std::string& group) const;
 };
 
 struct RunConfig {

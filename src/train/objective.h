@@ -29,6 +29,7 @@ struct Parameter {
   Tensor grad;
   std::string group;
   bool decay = false;
+  float lr_scale = 1.0f;  // the optimiser's rate for this tensor is the schedule's × lr_scale
 };
 
 inline constexpr const char* kParameterGroups[] = {"time_mix", "attention", "mlp", "norm", "embedding", "head"};

@@ -60,7 +60,7 @@ void AdamW::step(double lr) {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = params_[i];
-    ops_.adamw_step(p.value, p.grad, moments_[i].m, moments_[i].v, static_cast<float>(lr), opt_.beta1,
+    ops_.adamw_step(p.value, p.grad, moments_[i].m, moments_[i].v, static_cast<float>(lr) * p.lr_scale, opt_.beta1,
                     opt_.beta2, opt_.eps, p.decay ? opt_.weight_decay : 0.0f, step_);
   }
 }

@@ -41,7 +41,7 @@ class AdamW {
  public:
   AdamW(Ops& ops, std::vector<Parameter> params, const AdamWOptions& opt);
 
-  // One update of every parameter from its gradient at learning rate lr.
+  // One update of every parameter from its gradient at learning rate lr × its lr_scale.
   void step(double lr);
   int64_t steps() const { return step_; }
   const std::vector<Parameter>& parameters() const { return params_; }

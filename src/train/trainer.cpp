@@ -99,8 +99,11 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
   RunContext ctx{&cfg_.run, index_, "", &data_, &ops_, &rng_};
   ctx.student_path = index_ == 0 ? cfg_.run.student : (fs::path(out_) / cfg_.stages[index_ - 1].name).string();
   obj_ = make_objective(st_.kind, st_, ctx);
-  for (const Parameter& p : obj_->parameters())
-    if (st_.trains(p.group)) params_.push_back(p);
+  for (Parameter p : obj_->parameters())
+    if (st_.trains(p.group)) {
+      p.lr_scale = static_cast<float>(st_.lr_scale_of(p.group));
+      params_.push_back(p);
+    }
   if (params_.empty()) fail("{}: stage '{}' trains no parameter of its objective", cfg_.path, st_.name);
   adam_ = std::make_unique<AdamW>(ops_, params_, AdamWOptions{0.9f, 0.95f, 1e-8f, static_cast<float>(st_.weight_decay)});
   state_.stage_index = index_;
