@@ -1,6 +1,8 @@
-// The loss curves of a run: out/curves.png drawn from metrics.jsonl, one panel per stage with the
+// The loss curves of a run: out/curves.png drawn from metrics.jsonl, one row per stage: the
 // training loss (raw, light; smoothed by a moving average, dark) and the validation loss (red,
-// with dots) against the stage's training tokens, with value ticks on both axes.
+// with dots) against the stage's training tokens, and beside it, for stages validated against the
+// teacher, the validation KL with the top-1 agreement printed at its points. A value axis is
+// logarithmic when its values are positive and span more than a decade and a half.
 #pragma once
 
 #include <string>

@@ -79,6 +79,27 @@ void adamw_two_steps(Ops& ops) {
   EXPECT_GT(std::fabs(a.values[5] - (-0.75f)), 0.0f);
 }
 
+// A parameter's lr_scale multiplies the rate it is updated at: scale 0.25 moves it as a quarter of
+// the rate would, scale 0 not at all.
+TEST(AdamW, LrScaleMultipliesTheRate) {
+  auto ops = make_cpu_ops();
+  HostTensor a(Shape{3}), ga(Shape{3}), b(Shape{3}), gb(Shape{3}), c(Shape{3}), gc(Shape{3});
+  a.values = b.values = c.values = {0.5f, -1.0f, 2.0f};
+  ga.values = gb.values = gc.values = {0.1f, -0.2f, 0.3f};
+  std::vector<Parameter> params = {{"a", a.view(), ga.view(), "mlp", true},
+                                   {"b", b.view(), gb.view(), "mlp", true, 0.25f},
+                                   {"c", c.view(), gc.view(), "norm", false, 0.0f}};
+  AdamW adam(*ops, params, AdamWOptions{0.9f, 0.95f, 1e-8f, 0.1f});
+  adam.step(0.01);
+  for (size_t i = 0; i < 3; ++i) {
+    AdamRef full, quarter;
+    const double x0 = i == 0 ? 0.5 : i == 1 ? -1.0 : 2.0;
+    EXPECT_NEAR(a.values[i], full.step(x0, ga.values[i], 0.01, 0.1, 1), 2e-7);
+    EXPECT_NEAR(b.values[i], quarter.step(x0, gb.values[i], 0.0025, 0.1, 1), 2e-7);
+    EXPECT_EQ(c.values[i], static_cast<float>(x0));
+  }
+}
+
 TEST(AdamW, TwoStepsByHandReference) { adamw_two_steps(*make_reference_ops()); }
 TEST(AdamW, TwoStepsByHandCpu) { adamw_two_steps(*make_cpu_ops()); }
 
@@ -193,6 +214,22 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
   EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;  // a TOML syntax error, with its line
   e = error_of("[[stage]]\nname = \"align\"", "[[stage]]\nlabel = \"x\"");
   EXPECT_NE(e.find("missing key 'name'"), std::string::npos) << e;
+}
+
+TEST(Config, LrScalePerTrainedGroup) {
+  std::string text = kGood;
+  text.replace(text.find("lr = 5e-4"), 9, "lr = 5e-4\nlr_scale = { mlp = 0.1, time_mix = 2 }");
+  const TrainConfig c = parse_train_config(text, "good.toml");
+  EXPECT_DOUBLE_EQ(c.stages[1].lr_scale_of("mlp"), 0.1);
+  EXPECT_DOUBLE_EQ(c.stages[1].lr_scale_of("time_mix"), 2.0);
+  EXPECT_DOUBLE_EQ(c.stages[0].lr_scale_of("time_mix"), 1.0);
+  std::string e = error_of("lr = 5e-4", "lr = 5e-4\nlr_scale = { head = 0.5 }");
+  EXPECT_NE(e.find("'lr_scale'"), std::string::npos) << e;
+  EXPECT_NE(e.find("'head' is not a group the stage trains"), std::string::npos) << e;
+  e = error_of("lr = 5e-4", "lr = 5e-4\nlr_scale = { mlp = -1 }");
+  EXPECT_NE(e.find("not a number ≥ 0"), std::string::npos) << e;
+  e = error_of("lr = 5e-4", "lr = 5e-4\nlr_scale = 0.5");
+  EXPECT_NE(e.find("expected a table"), std::string::npos) << e;
 }
 
 TEST(Config, MissingFileNamesIt) {
