@@ -256,7 +256,7 @@ TEST(Trainer, CurvesAreAValidPng) {
   }
   EXPECT_EQ(at, png.size());
   EXPECT_EQ(w, 960u);
-  EXPECT_EQ(h, 2u * 320u);  // a panel per stage
+  EXPECT_EQ(h, 2u * 330u);  // a row per stage
   std::vector<uint8_t> raw(static_cast<size_t>(h) * (1 + 3 * w));
   uLongf n = raw.size();
   ASSERT_EQ(uncompress(raw.data(), &n, reinterpret_cast<const Bytef*>(idat.data()), idat.size()), Z_OK);
