@@ -2,8 +2,6 @@
 // a student directory.
 #include "train/calibrate.h"
 
-#include <omp.h>
-
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -55,6 +53,9 @@ std::vector<float> download(Ops& ops, const Tensor& t) {
 
 }  // namespace
 
+// Per layer, head h's contribution to the output is U_h = Y_h·Wo_hᵀ [R, C] (Y_h: the head's columns
+// of what the projection reads, Wo_h: the projection's columns for the head); the normal equations
+// are G = U·Uᵀ and b = U·A over the flattened [H, R·C] and [R·C], three GEMMs on the backend.
 void AlignObjective::accumulate_calibration(const Batch& batch) {
   forward_layers(batch);
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
@@ -62,63 +63,46 @@ void AlignObjective::accumulate_calibration(const Batch& batch) {
   const int64_t N = student_->student_config().head_size, H = C / N;
   const Shape lrc{Lw, R, C};
   const Tensor tgt{targets_all_.data, lrc, DType::F32, ops().device()};
+  const Tensor out{outputs_.data, lrc, DType::F32, ops().device()};
+  const size_t f = sizeof(float);
+  Buffer buf = ops().alloc(f * static_cast<size_t>(R * N + C * N + H * R * C + R * C + H * H + H));
+  char* p = static_cast<char*>(buf.data());
+  auto take = [&](Shape sh) {
+    Tensor t{p, sh, DType::F32, ops().device()};
+    p += f * static_cast<size_t>(sh.numel());
+    return t;
+  };
+  const Tensor yh = take({R, N}), wh = take({C, N}), u = take({H, R * C}), a_dev = take({1, R * C});
+  const Tensor g_dev = take({H, H}), b_dev = take({1, H});
   normal_.resize(static_cast<size_t>(Lw));
+  std::vector<float> yh_host(static_cast<size_t>(R * N)), wh_host(static_cast<size_t>(C * N));
   for (int64_t j = 0; j < Lw; ++j) {
     const int layer = wkv[static_cast<size_t>(j)];
     const std::vector<float> y = download(ops(), backprop_.time_mix_output_input(layer).slice_rows(0, R));
-    const std::vector<float> a = download(ops(), tgt.slice_rows(j, j + 1).reshape({R, C}));
     const std::vector<float> wo = download(ops(), student_->layers()[static_cast<size_t>(layer)].output);  // [C, C]
+    const Tensor a_rows = tgt.slice_rows(j, j + 1).reshape({R, C});
+    const std::vector<float> a = download(ops(), a_rows), o = download(ops(), out.slice_rows(j, j + 1).reshape({R, C}));
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t t = 0; t < R; ++t)
+        std::copy_n(y.data() + t * C + h * N, N, yh_host.data() + t * N);
+      for (int64_t c = 0; c < C; ++c)
+        std::copy_n(wo.data() + c * C + h * N, N, wh_host.data() + c * N);
+      ops().upload(yh, yh_host.data());
+      ops().upload(wh, wh_host.data());
+      ops().matmul(u.slice_rows(h, h + 1).reshape({R, C}), yh, wh);
+    }
+    ops().upload(a_dev, a.data());
+    ops().matmul(g_dev, u, u);
+    ops().matmul(b_dev, a_dev, u);
+    const std::vector<float> G = download(ops(), g_dev), b = download(ops(), b_dev);
     NormalEquations& ne = normal_[static_cast<size_t>(j)];
     ne.G.resize(static_cast<size_t>(H * H));
     ne.b.resize(static_cast<size_t>(H));
-    // Per token, head h's contribution u_h = Wo[:, head h]·y_h; G += u·uᵀ, b += u·A.
-#pragma omp parallel
-    {
-      std::vector<double> G(static_cast<size_t>(H * H)), b(static_cast<size_t>(H));
-      double aa = 0.0, err = 0.0;
-      std::vector<float> u(static_cast<size_t>(H * C));
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < R; ++t) {
-        const float* yt = y.data() + t * C;
-        const float* at = a.data() + t * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const float* wr = wo.data() + c * C;
-          for (int64_t h = 0; h < H; ++h) {
-            float s = 0.0f;
-            for (int64_t i = h * N; i < (h + 1) * N; ++i) s += wr[i] * yt[i];
-            u[static_cast<size_t>(h * C + c)] = s;
-          }
-        }
-        for (int64_t h = 0; h < H; ++h) {
-          const float* uh = u.data() + h * C;
-          for (int64_t g = h; g < H; ++g) {
-            const float* ug = u.data() + g * C;
-            double s = 0.0;
-            for (int64_t c = 0; c < C; ++c) s += static_cast<double>(uh[c]) * ug[c];
-            G[static_cast<size_t>(h * H + g)] += s;
-          }
-          double s = 0.0;
-          for (int64_t c = 0; c < C; ++c) s += static_cast<double>(uh[c]) * at[c];
-          b[static_cast<size_t>(h)] += s;
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          double o = 0.0;
-          for (int64_t h = 0; h < H; ++h) o += u[static_cast<size_t>(h * C + c)];
-          aa += static_cast<double>(at[c]) * at[c];
-          err += (at[c] - o) * (at[c] - o);
-        }
-      }
-#pragma omp critical
-      {
-        for (int64_t h = 0; h < H; ++h)
-          for (int64_t g = h; g < H; ++g) {
-            ne.G[static_cast<size_t>(h * H + g)] += G[static_cast<size_t>(h * H + g)];
-            if (g != h) ne.G[static_cast<size_t>(g * H + h)] += G[static_cast<size_t>(h * H + g)];
-          }
-        for (int64_t h = 0; h < H; ++h) ne.b[static_cast<size_t>(h)] += b[static_cast<size_t>(h)];
-        ne.aa += aa;
-        ne.err += err;
-      }
+    for (size_t i = 0; i < G.size(); ++i) ne.G[i] += G[i];
+    for (size_t i = 0; i < b.size(); ++i) ne.b[i] += b[i];
+    for (size_t i = 0; i < a.size(); ++i) {
+      ne.aa += static_cast<double>(a[i]) * a[i];
+      ne.err += static_cast<double>(a[i] - o[i]) * (a[i] - o[i]);
     }
     ne.rows += R;
   }
