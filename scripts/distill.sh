@@ -2,8 +2,8 @@
 # distill.sh CONFIG.toml: the whole ARWKV pipeline on the default teacher, measured.
 #
 #   1. the Debian corpus (scripts/make_corpus.sh) unless its data directory exists;
-#   2. the student of the config's [run] student, converted from its teacher (--init transfer)
-#      unless it exists;
+#   2. the student of the config's [run] student, converted from its teacher (--init transfer,
+#      its output scales calibrated on CALIBRATE_TOKENS tokens of the data) unless it exists;
 #   3. held-out evaluation of the untrained student: teacher and student perplexity, mean KL and
 #      top-1 agreement (arwkv eval --teacher);
 #   4. arwkv distill CONFIG (resumes if interrupted);
@@ -13,7 +13,8 @@
 #
 # Settings (environment): ARWKV (build/arwkv), EVAL_TOKENS (8192), EVAL_TEXT
 # (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer), BACKEND (cpu: where evaluation and
-# chat run; training runs where the config's [run] backend says).
+# chat run; training runs where the config's [run] backend says), CALIBRATE_TOKENS (4096; 0: no
+# calibration).
 # Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,7 @@ eval_tokens=${EVAL_TOKENS:-8192}
 eval_text=${EVAL_TEXT:-build-corpus/heldout.txt}
 chat_tokens=${CHAT_TOKENS:-48}
 init=${INIT:-transfer}
+calibrate_tokens=${CALIBRATE_TOKENS:-4096}
 backend=${BACKEND:-cpu}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
@@ -49,8 +51,10 @@ if [[ ! -d $data ]]; then
 fi
 mkdir -p "$out"
 if [[ ! -f $student/config.json ]]; then
-  say "converting $teacher into $student (--init $init)"
-  "$arwkv" convert --teacher "$teacher" --out "$student" --init "$init"
+  calibrate=()
+  [[ $init == transfer && $calibrate_tokens -gt 0 ]] && calibrate=(--calibrate "$data" --calibrate-tokens "$calibrate_tokens")
+  say "converting $teacher into $student (--init $init ${calibrate[*]})"
+  "$arwkv" convert --teacher "$teacher" --out "$student" --init "$init" "${calibrate[@]}"
 fi
 
 evaluate() {  # evaluate NAME MODEL
