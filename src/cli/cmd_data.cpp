@@ -86,6 +86,7 @@ std::pair<std::string, bool> reply_to(const LoadedModel& m, const std::vector<Ch
   g.max_new_tokens = o.n;
   g.sampler = o.sampler;
   g.sampler.seed = seed;
+  g.sampler.vocab = m.tokenizer->vocab_size();
   g.stop_ids = m.stop_ids();
   IncrementalDecoder decoder(*m.tokenizer);
   std::string reply;

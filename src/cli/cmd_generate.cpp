@@ -52,6 +52,7 @@ GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::v
   GenerateOptions g;
   g.max_new_tokens = o.n;
   g.sampler = o.sampler;
+  g.sampler.vocab = m.tokenizer->vocab_size();
   g.stop_ids = m.stop_ids();
   IncrementalDecoder decoder(*m.tokenizer);
   GenerateStats stats = generate(*m.model, state, prompt, g, [&](int32_t id) {
@@ -110,6 +111,7 @@ void run_chat(const RunOptions& o) {
     GenerateOptions g;
     g.max_new_tokens = o.n;
     g.sampler = o.sampler;
+    g.sampler.vocab = m.tokenizer->vocab_size();
     g.stop_ids = m.stop_ids();
     GenerateStats stats = generate(*m.model, *state, prompt, g, [&](int32_t id) {
       std::string piece = decoder.push(id);

@@ -16,9 +16,12 @@ Sampler::Sampler(const SamplerOptions& opt) : opt_(opt), rng_(opt.seed) {
   if (!(opt.temperature >= 0.0f) || !std::isfinite(opt.temperature)) fail("temperature must be >= 0, got {}", opt.temperature);
   if (opt.top_k < 0) fail("top-k must be >= 0, got {}", opt.top_k);
   if (!(opt.top_p > 0.0f && opt.top_p <= 1.0f)) fail("top-p must be in (0, 1], got {}", opt.top_p);
+  if (opt.vocab < 0) fail("sampler: vocabulary size must be >= 0, got {}", opt.vocab);
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+int32_t Sampler::sample(std::span<const float> all_logits) {
+  const std::span<const float> logits =
+      opt_.vocab > 0 ? all_logits.first(std::min<size_t>(all_logits.size(), static_cast<size_t>(opt_.vocab))) : all_logits;
   if (opt_.temperature == 0.0f) return argmax(logits);
 
   // Candidates sorted by logit, cut to top-k.

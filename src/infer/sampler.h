@@ -14,6 +14,8 @@ struct SamplerOptions {
   int top_k = 40;            // 0 = whole vocabulary
   float top_p = 0.95f;       // 1 = no nucleus cut
   uint64_t seed = 0;
+  int32_t vocab = 0;         // only ids below this are drawn (the tokenizer's size; the head may be
+                             // padded past it); 0 = every logit
 };
 
 class Sampler {

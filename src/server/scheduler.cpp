@@ -150,7 +150,9 @@ bool Scheduler::step(Active& a) {
 void Scheduler::start(Active& a) {
   const SequenceRequest& r = a.req;
   a.started = true;
-  a.sampler.emplace(r.sampler);
+  SamplerOptions so = r.sampler;
+  so.vocab = m_.tokenizer->vocab_size();
+  a.sampler.emplace(so);
   a.decoder.emplace(*m_.tokenizer);
   const LanguageModel& model = *m_.model;
   if (r.echo) {
