@@ -22,6 +22,8 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/vec16.h"
+
 namespace arwkv::cpu {
 namespace {
 
@@ -40,30 +42,6 @@ struct Seq {
   const int32_t* reset;  // [B, T] or nullptr
   int64_t B, T, C, H, N;
 };
-
-// Sixteen fp32 lanes as a GCC/Clang vector type: one AVX-512 register, two AVX2 ones. Values of
-// this type never cross a function boundary outside this file, so GCC's note that their calling
-// convention depends on AVX-512 (in builds without -march=native) does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-using vf16 = float __attribute__((vector_size(64)));
-
-inline vf16 load16(const float* p) {
-  vf16 x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-inline void store16(float* p, vf16 x) { std::memcpy(p, &x, sizeof x); }
-
-// The sum of the lanes as a tree (halving), not a 16-long chain of scalar adds.
-inline float hsum(vf16 x) {
-  using vf8 = float __attribute__((vector_size(32)));
-  using vf4 = float __attribute__((vector_size(16)));
-  const vf8 h8 = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
-                 __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
-  const vf4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
-  const vf4 h2 = h4 + __builtin_shufflevector(h4, h4, 2, 3, 0, 1);
-  return h2[0] + h2[1];
-}
 
 // One token's key-side inputs (length N) and its rows of v and y (from the block's first row).
 struct Token {

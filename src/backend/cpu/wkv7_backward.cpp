@@ -30,32 +30,13 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/vec16.h"
 #include "backend/op_checks.h"
 
 namespace arwkv::cpu {
 namespace {
 
 constexpr int kKeys = 5;  // packed key-side inputs per token, in this order: r, w, k, a, b
-
-#pragma GCC diagnostic ignored "-Wpsabi"  // see wkv7.cpp: vf16 values stay inside this file
-using vf16 = float __attribute__((vector_size(64)));
-
-inline vf16 load16(const float* p) {
-  vf16 x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-inline void store16(float* p, vf16 x) { std::memcpy(p, &x, sizeof x); }
-
-inline float hsum(vf16 x) {
-  using vf8 = float __attribute__((vector_size(32)));
-  using vf4 = float __attribute__((vector_size(16)));
-  const vf8 h8 = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
-                 __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
-  const vf4 h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
-  const vf4 h2 = h4 + __builtin_shufflevector(h4, h4, 2, 3, 0, 1);
-  return h2[0] + h2[1];
-}
 
 struct Args {
   const float *dy, *state_in, *r, *w, *k, *v, *a, *b;
