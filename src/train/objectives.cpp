@@ -96,14 +96,19 @@ void StudentObjective::size_io() {
   io_rows_ = R;
 }
 
-void StudentObjective::run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures) {
+void StudentObjective::run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits) {
   ARWKV_ASSERT(teacher_ != nullptr, "this objective has no teacher");
+  ARWKV_ASSERT(logits || captures, "a teacher pass with neither logits nor captures");
   teacher_logits_.clear();
   if (captures) captures->assign(static_cast<size_t>(batch.B), TeacherCapture{});
   for (int64_t b = 0; b < batch.B; ++b) {
     const std::vector<int32_t> docs = row_doc_ids(batch, b);
     const std::span<const int32_t> ids(ids_.data() + b * batch.T, static_cast<size_t>(batch.T));
-    teacher_logits_.push_back(teacher_->forward(ids, docs, captures ? &(*captures)[static_cast<size_t>(b)] : nullptr));
+    TeacherCapture* cap = captures ? &(*captures)[static_cast<size_t>(b)] : nullptr;
+    if (logits)
+      teacher_logits_.push_back(teacher_->forward(ids, docs, cap));
+    else
+      teacher_->capture_layers(ids, docs, *cap);
   }
 }
 

@@ -52,8 +52,9 @@ class StudentObjective : public Objective {
 
   // Host arrays of a batch: input ids, reset flags, targets, counted flags (B·T each).
   void read_batch(const Batch& batch);
-  // Per row, the teacher's logits [T, V] (and its attention inputs/outputs with capture).
-  void run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures);
+  // Per row, the teacher's logits [T, V] into teacher_logits_ (and its attention inputs/outputs with
+  // captures). With logits false only the captures: no head, and teacher_logits_ left empty.
+  void run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits = true);
   // KL(teacher ‖ student) at τ = 1 and top-1 agreement over counted targets, from Student::forward.
   void agreement(const Batch& batch, ValidationResult& out);
   // The whole student over the batch, then the head in row chunks: chunk(r0, logits [n, V],
@@ -103,8 +104,9 @@ class AlignObjective final : public StudentObjective {
   Calibration apply_calibration();
 
  private:
-  // Teacher captures into inputs_/targets_all_, every time-mix layer's output into outputs_.
-  void forward_layers(const Batch& batch);
+  // Teacher captures into inputs_/targets_all_, every time-mix layer's output into outputs_; the
+  // teacher's logits too when validation needs them.
+  void forward_layers(const Batch& batch, bool teacher_logits);
   double run(const Batch& batch, bool backward);
   struct NormalEquations {
     std::vector<double> G, b;  // [H, H], [H]: Σ u_h·u_h', Σ u_h·A

@@ -40,10 +40,10 @@ AlignObjective::AlignObjective(std::unique_ptr<Student> student, std::unique_ptr
          t.n_layers, t.hidden_size, s.n_layers, s.hidden_size);
 }
 
-void AlignObjective::forward_layers(const Batch& batch) {
+void AlignObjective::forward_layers(const Batch& batch, bool teacher_logits) {
   read_batch(batch);
   std::vector<TeacherCapture> caps;
-  run_teacher(batch, &caps);
+  run_teacher(batch, &caps, teacher_logits);
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
   const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;
   if (Lw == 0) fail("align: the student has no time-mix layer");
@@ -72,7 +72,7 @@ void AlignObjective::forward_layers(const Batch& batch) {
 }
 
 double AlignObjective::run(const Batch& batch, bool backward) {
-  forward_layers(batch);
+  forward_layers(batch, !backward);  // validation compares logits too (agreement)
   StudentBackprop& bp = backprop_;
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
   const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;

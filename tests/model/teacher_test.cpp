@@ -95,6 +95,22 @@ TEST_P(TeacherTest, CpuBackendMatchesReference) {
   EXPECT_LT(max_rel_error(fast.forward(ids, docs).values, slow.forward(ids, docs).values), 1e-4);
 }
 
+TEST_P(TeacherTest, CaptureLayersEqualsTheCapturesOfForward) {  // what an align step reads, without the head
+  Teacher model(ckpt, *cpu);
+  auto ids = random_ids(13, 97, 4);
+  std::vector<int32_t> docs = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2};
+  TeacherCapture full, layers;
+  model.forward(ids, docs, &full);
+  model.capture_layers(ids, docs, layers);
+  ASSERT_EQ(layers.attn_input.size(), full.attn_input.size());
+  ASSERT_EQ(layers.attn_output.size(), full.attn_output.size());
+  for (size_t l = 0; l < full.attn_output.size(); ++l) {
+    EXPECT_EQ(layers.attn_input[l].values, full.attn_input[l].values) << "layer " << l;
+    EXPECT_EQ(layers.attn_output[l].values, full.attn_output[l].values) << "layer " << l;
+  }
+  EXPECT_THROW(model.capture_layers({}, {}, layers), Error);
+}
+
 TEST_P(TeacherTest, KvCacheDecodeMatchesWholeSequence) {
   Teacher model(ckpt, *cpu);
   auto ids = random_ids(20, 97, 2);

@@ -52,7 +52,10 @@ void check_directional(const std::string& student, const std::string& loss, cons
       double norm2 = 0.0, analytic = 0.0;
       for (const Parameter& p : params) {
         dirs.emplace_back(p.group == group ? static_cast<size_t>(p.value.numel()) : 0);
-        for (float& x : dirs.back()) norm2 += double{x = normal(rng)} * x;
+        for (float& x : dirs.back()) {
+          x = normal(rng);
+          norm2 += double{x} * x;
+        }
       }
       for (size_t i = 0; i < params.size(); ++i) {
         if (dirs[i].empty()) continue;
@@ -127,7 +130,7 @@ TEST(StudentBackward, RecomputeEqualsStored) {
 // document ids) against the sft objective's loss, also on a student with a kept attention layer.
 TEST(StudentBackward, TrainingForwardEqualsInferenceForward) {
   auto ops = make_cpu_ops();
-  for (const std::string dir : {test::grad_dir("gate_tied"), test::data_path("student/hybrid_qwen2")}) {
+  for (const std::string& dir : {test::grad_dir("gate_tied"), test::data_path("student/hybrid_qwen2")}) {
     auto student = std::make_unique<Student>(*StudentCheckpoint::open(dir), *ops);
     const int64_t V = student->config().vocab_size;
     const Batch batch = random_batch(2, 23, V, 3);

@@ -77,10 +77,9 @@ void Teacher::head(Workspace& ws, int64_t first_row, int64_t n_rows) const {
   ops_->matmul(rows_of(ws.logits, n_rows), xn, lm_head_);
 }
 
-HostTensor Teacher::forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
-                            TeacherCapture* capture) const {
+Teacher::Workspace Teacher::run_sequence(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
+                                         TeacherCapture* capture, bool logits) const {
   const int64_t T = static_cast<int64_t>(ids.size()), C = cfg_.hidden_size;
-  if (T == 0) return HostTensor(Shape{0, cfg_.vocab_size});
   if (!doc_ids.empty() && doc_ids.size() != ids.size())
     fail("teacher forward: {} document ids for {} tokens", doc_ids.size(), ids.size());
   std::vector<int32_t> pos(ids.size()), key_start(ids.size());
@@ -94,15 +93,29 @@ HostTensor Teacher::forward(std::span<const int32_t> ids, std::span<const int32_
     capture->attn_input.assign(layers_.size(), HostTensor(Shape{T, C}));
     capture->attn_output.assign(layers_.size(), HostTensor(Shape{T, C}));
   }
-  Workspace ws = make_workspace(T, T);
+  Workspace ws = make_workspace(T, logits ? T : 0);
   ops_->upload(ws.ids, ids.data());
   ops_->upload(ws.pos, pos.data());
   ops_->upload(ws.key_start, key_start.data());
   run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty(), capture);
-  head(ws, 0, T);
+  if (logits) head(ws, 0, T);
+  return ws;
+}
+
+HostTensor Teacher::forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
+                            TeacherCapture* capture) const {
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T == 0) return HostTensor(Shape{0, cfg_.vocab_size});
+  const Workspace ws = run_sequence(ids, doc_ids, capture, true);
   HostTensor logits(Shape{T, cfg_.vocab_size});
   ops_->download(logits.values.data(), ws.logits);
   return logits;
+}
+
+void Teacher::capture_layers(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
+                             TeacherCapture& capture) const {
+  if (ids.empty()) fail("teacher forward: no tokens to capture");
+  run_sequence(ids, doc_ids, &capture, false);
 }
 
 std::unique_ptr<ModelState> Teacher::new_state(int64_t max_tokens) const {

@@ -41,6 +41,9 @@ class Teacher final : public LanguageModel {
   // of equal ids is one document, whose tokens attend only within it, with positions from 0.
   HostTensor forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
                      TeacherCapture* capture = nullptr) const;
+  // Only every layer's attention input and output (what an align step trains on): the layers of
+  // forward() without the final norm and the vocabulary-wide head.
+  void capture_layers(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, TeacherCapture& capture) const;
 
   size_t weight_bytes() const;
 
@@ -55,6 +58,9 @@ class Teacher final : public LanguageModel {
   void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
   void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;
   Workspace make_workspace(int64_t rows, int64_t logit_rows) const;
+  // The layers over a whole sequence (T = ids.size() rows); with logits false no final norm or head.
+  Workspace run_sequence(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, TeacherCapture* capture,
+                         bool logits) const;
 
   ModelConfig cfg_;
   Ops* ops_;
