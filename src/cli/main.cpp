@@ -6,10 +6,15 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/finite.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"arwkv: turn a Transformer LLM into an RWKV-7 RNN and run it"};
   app.require_subcommand(1);
+  app.fallthrough();  // options of the program (--allow-nonfinite) may also follow the subcommand
+  app.add_flag_callback("--allow-nonfinite", [] { arwkv::set_allow_nonfinite(true); },
+                        "load model files whose weights hold NaN or infinite values (with a warning) instead of "
+                        "refusing them");
   arwkv::cli::add_info(app);
   arwkv::cli::add_generate(app);
   arwkv::cli::add_chat(app);

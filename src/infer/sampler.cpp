@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/finite.h"
 
 namespace arwkv {
 
@@ -22,6 +23,10 @@ Sampler::Sampler(const SamplerOptions& opt) : opt_(opt), rng_(opt.seed) {
 int32_t Sampler::sample(std::span<const float> all_logits) {
   const std::span<const float> logits =
       opt_.vocab > 0 ? all_logits.first(std::min<size_t>(all_logits.size(), static_cast<size_t>(opt_.vocab))) : all_logits;
+  if (const int64_t bad = count_nonfinite(logits); bad > 0)
+    fail("the model's next-token logits are not finite ({} of {} are NaN or infinite): its weights or state hold "
+         "non-finite values, or its activations overflowed",
+         bad, logits.size());
   if (opt_.temperature == 0.0f) return argmax(logits);
 
   // Candidates sorted by logit, cut to top-k.

@@ -122,6 +122,7 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.str("backend", run.backend);
   r.integer("log_every", run.log_every, false, 1);
   r.integer("keep_checkpoints", run.keep_checkpoints, false, 1);
+  r.integer("max_bad_steps", run.max_bad_steps, false, 1);
   r.no_other_keys();
   if (run.out.empty()) r.bad("out", "must not be empty");
   const std::vector<std::string>& names = backend_names();

@@ -11,6 +11,8 @@
 //   backend = "cpu"                # "cpu", "cuda" (a GPU), "reference" or "cuda-emulated" (tests)
 //   log_every = 10                 # a progress line every this many steps
 //   keep_checkpoints = 2           # older training checkpoints are deleted
+//   max_bad_steps = 5              # a step whose loss or gradient norm is NaN/Inf changes nothing
+//                                  # (logged as "skip"); this many in a row stop the run
 //
 //   [[stage]]
 //   name = "align"                 # [A-Za-z0-9_.-]+, unique: names out/<name>/ and its checkpoints
@@ -78,6 +80,7 @@ struct RunConfig {
   std::string backend = "cpu";
   int64_t log_every = 10;
   int64_t keep_checkpoints = 2;
+  int64_t max_bad_steps = 5;
 };
 
 struct TrainConfig {

@@ -33,12 +33,16 @@ std::map<int, Series> read_series(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("stage_index") || !j.contains("loss")) continue;
+    if (j.is_discarded() || !j.is_object() || !j.contains("stage_index") || !j.contains("loss") ||
+        !j["loss"].is_number())
+      continue;
+    const std::string type = j.value("type", "");
+    if (type != "train" && type != "val") continue;  // e.g. "skip": a step that updated nothing
     Series& s = out[j["stage_index"].get<int>()];
     s.name = j.value("stage", "");
     const double x = j.value("tokens", 0.0), y = j["loss"].get<double>();
     if (!std::isfinite(y)) continue;
-    if (j.value("type", "") == "val") {
+    if (type == "val") {
       s.vx.push_back(x);
       s.vy.push_back(y);
       if (j.contains("kl") && j["kl"].is_number() && std::isfinite(j["kl"].get<double>())) {

@@ -70,6 +70,7 @@ class StageRunner {
 
  private:
   double train_step(BatchIterator& it, Batch& batch);
+  void skip_step(const StepRecord& r);
   void validate_and_log();
   void checkpoint();
   void write_student();
@@ -91,6 +92,7 @@ class StageRunner {
   std::unique_ptr<AdamW> adam_;
   TrainState state_;
   std::unique_ptr<BatchIterator> it_;
+  int64_t bad_in_a_row_ = 0;  // consecutive steps skipped for a non-finite loss or gradient norm
 };
 
 void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
@@ -127,7 +129,11 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     r.lr = schedule_.at(r.step);
     r.loss = train_step(*it_, batch);
     r.grad_norm = clip_grad_norm(ops_, params_, st_.clip);
-    adam_->step(r.lr);
+    const bool bad = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+    if (bad)
+      skip_step(r);
+    else
+      adam_->step(r.lr), bad_in_a_row_ = 0;
     ops_.synchronize();
     const double dt = seconds_since(ts);
     r.tokens_per_s = static_cast<double>(st_.tokens_per_step()) / std::max(dt, 1e-9);
@@ -135,7 +141,8 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     state_.tokens = r.tokens;
     state_.cursor = it_->cursor();
     state_.seconds = seconds0 + seconds_since(t0);
-    log_.write({{"type", "train"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step},
+    if (!bad)
+      log_.write({{"type", "train"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step},
                 {"steps", steps_}, {"tokens", r.tokens}, {"loss", r.loss}, {"lr", r.lr},
                 {"grad_norm", r.grad_norm}, {"tokens_per_s", r.tokens_per_s}, {"seconds", state_.seconds}});
     if (opt_.on_step) opt_.on_step(r);
@@ -176,6 +183,25 @@ double StageRunner::train_step(BatchIterator& it, Batch& batch) {
     total += n;
   }
   return loss / total;
+}
+
+// A step whose loss or gradient norm is not finite leaves the parameters and the optimiser's
+// moments as they were; its batch is consumed (the data order does not depend on it) and the
+// optimiser's step count moves on, as a resumed run's would. max_bad_steps in a row stop the run
+// before anything is written: the last checkpoint stays what it was.
+void StageRunner::skip_step(const StepRecord& r) {
+  adam_->set_steps(r.step);
+  ++bad_in_a_row_;
+  auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(fmt::format("{}", x)); };
+  log_.write({{"type", "skip"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step}, {"tokens", r.tokens},
+              {"loss", num(r.loss)}, {"grad_norm", num(r.grad_norm)}, {"in_a_row", bad_in_a_row_}});
+  if (opt_.progress)
+    fmt::print(stderr, "[{}] step {}: loss {} |g| {}: not finite, step skipped ({} in a row)\n", st_.name, r.step,
+               r.loss, r.grad_norm, bad_in_a_row_);
+  if (bad_in_a_row_ >= cfg_.run.max_bad_steps)
+    fail("{}: stage '{}': {} steps in a row (to step {}) had a non-finite loss or gradient norm (last: loss {}, "
+         "|g| {}); stopped without writing a checkpoint, the last one in {} is intact (max_bad_steps = {})",
+         cfg_.path, st_.name, bad_in_a_row_, r.step, r.loss, r.grad_norm, out_, cfg_.run.max_bad_steps);
 }
 
 void StageRunner::validate_and_log() {

@@ -2,9 +2,11 @@
 // answering through generate and chat.
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "cli_util.h"
+#include "formats/safetensors.h"
 
 namespace fs = std::filesystem;
 using arwkv::test::CliRun;
@@ -106,4 +108,41 @@ TEST(Cli, RestoredStateContinuesExactly) {
   EXPECT_NE(bad.output.find(st), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find("checksum"), std::string::npos) << bad.output;
   fs::remove(st);
+}
+
+// A student whose weights hold a NaN (one value of one norm): loading refuses it, naming the file,
+// the tensor and the count; --allow-nonfinite loads it with a warning, and generation then stops
+// with an error at the first non-finite logits instead of printing tokens.
+TEST(Cli, NonFiniteWeightsAreRefusedAndNonFiniteLogitsStopGeneration) {
+  const fs::path dir = temp_file("arwkv_nan_student");
+  fs::remove_all(dir);
+  const std::string tiny = arwkv::test::data_path("teacher/qwen2_tiny/model-f32.gguf");
+  ASSERT_EQ(run("convert --teacher " + tiny + " --out " + dir.string()).status, 0);
+  const std::string file = (dir / "model.safetensors").string();
+  const std::string bad = "model.layers.1.post_attention_layernorm.weight";
+  {
+    const auto in = arwkv::SafetensorsFile::open(file);
+    ASSERT_NE(in->find(bad), nullptr) << "no tensor " << bad;
+    arwkv::SafetensorsWriter w;
+    for (const auto& [k, v] : in->metadata()) w.set_metadata(k, v);
+    for (const arwkv::SafetensorsEntry& e : in->tensors()) {
+      arwkv::HostTensor t = in->load(e.name);
+      if (e.name == bad) t.values[3] = std::numeric_limits<float>::quiet_NaN();
+      w.add(e.name, t);
+    }
+    w.write(file + ".tmp");
+  }
+  fs::rename(file + ".tmp", file);
+
+  CliRun r = run("generate -m " + dir.string() + " -p hello -n 4 --temperature 0");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find(dir.string() + ": tensor " + bad + " holds 1 non-finite value"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--allow-nonfinite"), std::string::npos) << r.output;
+
+  r = run("generate -m " + dir.string() + " -p hello -n 4 --temperature 0 --allow-nonfinite");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("warning: " + dir.string() + ": tensor " + bad), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("logits are not finite"), std::string::npos) << r.output;
+  fs::remove_all(dir);
 }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "formats/safetensors.h"
 #include "train/trainer.h"
 #include "unit/test_train_util.h"
 
@@ -139,6 +140,76 @@ TEST(Trainer, AccumulationEqualsABiggerBatch) {
   const auto fa = SafetensorsFile::open(env.out("acc") + "/first/model.safetensors");
   const auto fb = SafetensorsFile::open(env.out("big") + "/first/model.safetensors");
   EXPECT_LT(arwkv::test::max_rel_error(fa->load("toy.E").values, fb->load("toy.E").values), 1e-5);
+}
+
+// The toy's parameters (host memory on the reference backend), concatenated.
+std::vector<float> toy_values(arwkv::test::ToyObjective& toy) {
+  std::vector<float> v;
+  for (const Parameter& p : toy.parameters()) v.insert(v.end(), p.value.f32(), p.value.f32() + p.value.numel());
+  return v;
+}
+
+TrainConfig poisoned(const Env& env, const std::string& out, const std::string& run_extra = "") {
+  std::string text = arwkv::test::toy_config(out, env.data);
+  text.replace(text.find("kind = \"toy\""), 12, "kind = \"toy_poisoned\"");
+  text.replace(text.find("[[stage]]"), 0, run_extra + "\n");
+  return parse_train_config(text, "toy.toml");
+}
+
+// Steps 3 (a NaN loss) and 4 (an infinite gradient) of the first stage are skipped: the parameters
+// after them are those after step 2, each is a "skip" record and not a "train" one, and the run
+// goes on to the end with finite losses.
+TEST(Trainer, NonFiniteStepsAreSkippedAndLogged) {
+  Env env;
+  auto& tp = arwkv::test::toy_poison();
+  tp.poison = [](int64_t call) { return call / 2 == 2 ? 1 : call / 2 == 3 ? 2 : 0; };  // grad_accum = 2
+  std::map<int64_t, std::vector<float>> after;
+  TrainerOptions opt;
+  opt.progress = false;
+  opt.on_step = [&](const StepRecord& r) {
+    if (r.stage_index == 0 && r.step <= 5) after[r.step] = toy_values(*tp.last);
+  };
+  const std::string out = env.out("poisoned");
+  run_training(poisoned(env, out), opt);
+  tp = {};
+  EXPECT_NE(after.at(1), after.at(2));
+  EXPECT_EQ(after.at(2), after.at(3));
+  EXPECT_EQ(after.at(2), after.at(4));
+  EXPECT_NE(after.at(4), after.at(5));
+  std::vector<int64_t> skipped, trained;
+  for (const nlohmann::json& j : metrics_of(out)) {
+    if (j["stage"] != "first") continue;
+    if (j["type"] == "skip") skipped.push_back(j["step"].get<int64_t>());
+    if (j["type"] == "train") {
+      trained.push_back(j["step"].get<int64_t>());
+      EXPECT_TRUE(std::isfinite(j["loss"].get<double>()));
+    }
+  }
+  EXPECT_EQ(skipped, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(trained.size(), 23u);
+  for (float x : SafetensorsFile::open(out + "/second/model.safetensors")->load("toy.E").values)
+    EXPECT_TRUE(std::isfinite(x));
+}
+
+// From step 6 on every step is NaN: with max_bad_steps = 3 the run stops at step 8 with an error
+// that says so, before that step's checkpoint; the checkpoint of step 4 resumes (without the
+// poison) to the losses of a run that never saw a NaN.
+TEST(Trainer, TooManyNonFiniteStepsInARowStopTheRun) {
+  Env env;
+  const Losses clean = run(env.config(env.out("clean")));
+  auto& tp = arwkv::test::toy_poison();
+  tp.poison = [](int64_t call) { return call >= 10 ? 1 : 0; };
+  const std::string out = env.out("stopped");
+  try {
+    run(poisoned(env, out, "max_bad_steps = 3"));
+    ADD_FAILURE() << "the run did not stop";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("3 steps in a row (to step 8)"), std::string::npos) << e.what();
+  }
+  tp = {};
+  const Losses rest = run(poisoned(env, out, "max_bad_steps = 3"));
+  EXPECT_EQ(rest.begin()->first, (std::pair<int, int64_t>{0, 5}));
+  for (const auto& [k, v] : rest) EXPECT_EQ(v, clean.at(k)) << "stage " << k.first << " step " << k.second;
 }
 
 struct Stop {};

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -40,7 +42,17 @@ class ToyObjective final : public Objective {
             {"toy.c", c_.view(), dc_.view(), "norm", false}};
   }
 
-  double forward_backward(const Batch& batch) override { return run(batch, true); }
+  // What poison(call) says for the n-th call of forward_backward (from 0): 0 nothing, 1 a NaN
+  // loss, 2 an infinite gradient (with a finite loss).
+  std::function<int(int64_t)> poison;
+
+  double forward_backward(const Batch& batch) override {
+    const double loss = run(batch, true);
+    const int p = poison ? poison(calls_) : 0;
+    ++calls_;
+    if (p == 2) dc_.values[0] = std::numeric_limits<float>::infinity();
+    return p == 1 ? std::numeric_limits<double>::quiet_NaN() : loss;
+  }
   ValidationResult validate(const Batch& batch) override { return {run(batch, false), std::nullopt, std::nullopt}; }
 
   void save_student(const std::string& dir) override {
@@ -87,13 +99,31 @@ class ToyObjective final : public Objective {
   }
 
   TrainRng* rng_;
+  int64_t calls_ = 0;
   HostTensor E_, w_, c_, dE_, dw_, dc_;
 };
+
+// The poison of the "toy_poisoned" kind, and the last objective it made.
+struct ToyPoison {
+  std::function<int(int64_t)> poison;
+  ToyObjective* last = nullptr;
+};
+inline ToyPoison& toy_poison() {
+  static ToyPoison p;
+  return p;
+}
 
 inline void register_toy_objective() {
   register_objective("toy", [](const StageConfig&, const RunContext& ctx) {
     auto toy = std::make_unique<ToyObjective>(*ctx.ops, 11, ctx.rng);
     if (ctx.stage_index > 0) toy->load(ctx.student_path);
+    return toy;
+  });
+  register_objective("toy_poisoned", [](const StageConfig&, const RunContext& ctx) {
+    auto toy = std::make_unique<ToyObjective>(*ctx.ops, 11, ctx.rng);
+    if (ctx.stage_index > 0) toy->load(ctx.student_path);
+    toy->poison = toy_poison().poison;
+    toy_poison().last = toy.get();
     return toy;
   });
 }

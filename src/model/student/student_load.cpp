@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 
+#include "core/finite.h"
 #include "model/student/student_checkpoint.h"
 #include "model/student/student_parts.h"
 
@@ -58,6 +59,7 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops) : cfg_(ckpt.config()),
   Tensor mix;
   for (const TensorSpec& s : specs) {
     HostTensor host = ckpt.load(s.name);
+    check_finite_weights(host.values, ckpt.path(), s.name);
     const std::string suffix = s.name.substr(s.name.rfind('.') + 1);
     if (s.name.find(".time_mixer.x_") != std::string::npos) {
       // x_r .. x_g are consecutive in the list: one [P, C] tensor, plane by plane.

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "core/finite.h"
 #include "formats/checkpoint.h"
 #include "model/teacher/teacher_parts.h"
 #include "model/teacher/teacher_tensors.h"
@@ -50,6 +51,7 @@ Teacher::Teacher(const Checkpoint& ckpt, Ops& ops) : cfg_(ckpt.config()), ops_(&
     HostTensor host = ckpt.load(s.name);
     if (!(host.shape == s.shape))
       fail("{}: tensor {} has shape {}, the config implies {}", ckpt.path(), s.name, host.shape.str(), s.shape.str());
+    check_finite_weights(host.values, ckpt.path(), s.name);
     Tensor t{static_cast<char*>(weights_.data()) + offset, s.shape, DType::F32, ops.device()};
     ops.upload(t, host.values.data());
     views[s.name] = t;
