@@ -62,6 +62,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--cache-entries", s.cache_entries, "Prefix cache: most states kept")->capture_default_str();
   cmd->add_option("--cache-mb", s.cache_bytes, "Prefix cache: most bytes kept")
       ->transform([](std::string v) { return std::to_string(std::stoull(v) << 20); });
+  cmd->add_option("--max-body", o->server.max_body, "Most bytes of a request body; larger ones get 413")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->callback([o] { run_serve(*o); });
 }
 

@@ -110,7 +110,7 @@ HttpServer::HttpServer(const LoadedModel& model, const std::string& model_path, 
   // Enough workers that every admissible request reaches the scheduler's queue (and the rest get 429).
   const size_t workers = static_cast<size_t>(opt.scheduler.parallel + opt.scheduler.max_queue + 4);
   http_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-  http_->set_payload_max_length(size_t{64} << 20);
+  http_->set_payload_max_length(opt.max_body);
   http_->set_read_timeout(60);
   http_->set_write_timeout(600);
   http_->set_keep_alive_max_count(1000);
@@ -158,10 +158,25 @@ HttpServer::HttpServer(const LoadedModel& model, const std::string& model_path, 
   };
   http_->Get("/health", metrics);
   http_->Get("/metrics", metrics);
-  http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& rq, httplib::Response& res) {
-    if (res.body.empty())
-      send_json(res, res.status, error_body(fmt::format("no route for {} {}", rq.method, rq.path), "invalid_request_error",
-                                            res.status == 404 ? "not_found" : "bad_request"));
+  http_->set_error_handler(httplib::Server::HandlerWithResponse([max_body = opt.max_body](const httplib::Request& rq,
+                                                                                          httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Handled;
+    std::string what, code = "bad_request";
+    switch (res.status) {
+      case 404:
+        what = fmt::format("no route for {} {}", rq.method, rq.path), code = "not_found";
+        break;
+      case 413:
+        what = fmt::format("the request body is larger than this server accepts ({} bytes)", max_body);
+        code = "payload_too_large";
+        break;
+      case 414:
+        what = "the request line is too long", code = "uri_too_long";
+        break;
+      default:
+        what = fmt::format("HTTP status {} for {} {}", res.status, rq.method, rq.path);
+    }
+    send_json(res, res.status, error_body(what, "invalid_request_error", code));
     return httplib::Server::HandlerResponse::Handled;
   }));
   http_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;              // 0: any free port
   std::string model_id;         // the name clients use; default: the model file's name
+  size_t max_body = size_t{64} << 20;  // bytes of a request body; larger ones get 413
   SchedulerOptions scheduler;
 };
 

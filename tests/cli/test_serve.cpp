@@ -198,6 +198,18 @@ TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
   EXPECT_NE(text_of(ok).find("Paris"), std::string::npos) << ok.raw;
 }
 
+TEST_F(Serve, ATooLargeBodyGets413SayingSo) {
+  ServerProcess s(kTeacher, {"--ctx", "64", "--max-body", "4096"});
+  ASSERT_GT(s.port(), 0) << s.banner();
+  Reply r = post(s, "/v1/completions", json{{"prompt", std::string(5000, 'a')}, {"max_tokens", 1}}.dump());
+  EXPECT_EQ(r.status, 413) << r.raw;
+  ASSERT_TRUE(r.body.contains("error")) << r.raw;
+  EXPECT_EQ(r.body["error"]["code"], "payload_too_large") << r.raw;
+  EXPECT_NE(r.body["error"]["message"].get<std::string>().find("4096 bytes"), std::string::npos) << r.raw;
+  Reply ok = post(s, "/v1/completions", completion("The capital of France is", 4));
+  EXPECT_EQ(ok.status, 200) << ok.raw;
+}
+
 TEST_F(Serve, ConcurrentRequestsGiveTheirSequentialResults) {
   ServerProcess s(kTeacher, {"--parallel", "3", "--max-queue", "16"});
   ASSERT_GT(s.port(), 0) << s.banner();
