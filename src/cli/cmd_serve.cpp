@@ -62,6 +62,15 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--cache-entries", s.cache_entries, "Prefix cache: most states kept")->capture_default_str();
   cmd->add_option("--cache-mb", s.cache_bytes, "Prefix cache: most bytes kept")
       ->transform([](std::string v) { return std::to_string(std::stoull(v) << 20); });
+  cmd->add_option("--max-connections", o->server.max_connections, "Connections served at once (one thread each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--read-timeout", o->server.read_timeout_s, "Seconds a client may send nothing before it is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--keep-alive", o->server.keep_alive_s, "Seconds an idle keep-alive connection stays open")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   cmd->add_option("--max-body", o->server.max_body, "Most bytes of a request body; larger ones get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

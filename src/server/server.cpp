@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 
@@ -107,12 +108,18 @@ HttpServer::HttpServer(const LoadedModel& model, const std::string& model_path, 
   if (id_.empty()) id_ = std::filesystem::path(model_path).parent_path().filename().string();
   scheduler_ = std::make_unique<Scheduler>(model, opt.scheduler);
   http_ = std::make_unique<httplib::Server>();
-  // Enough workers that every admissible request reaches the scheduler's queue (and the rest get 429).
-  const size_t workers = static_cast<size_t>(opt.scheduler.parallel + opt.scheduler.max_queue + 4);
+  // One worker per connection: a connection holds its worker while it is open, so slow or idle
+  // clients must not be able to take every worker (with a pool the size of the scheduler's queue,
+  // 200 half-sent requests kept a normal one waiting for the read timeout). Enough workers, at least,
+  // that every admissible request reaches the scheduler's queue (and the rest get 429). Reads that
+  // stall past read_timeout_s and idle keep-alive connections past keep_alive_s are closed.
+  const size_t workers = static_cast<size_t>(
+      std::max(opt.max_connections, opt.scheduler.parallel + opt.scheduler.max_queue + 4));
   http_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   http_->set_payload_max_length(opt.max_body);
-  http_->set_read_timeout(60);
+  http_->set_read_timeout(opt.read_timeout_s);
   http_->set_write_timeout(600);
+  http_->set_keep_alive_timeout(opt.keep_alive_s);
   http_->set_keep_alive_max_count(1000);
 
   auto api = std::make_shared<ApiModel>(ApiModel{m_, id_, path_, opt.scheduler.ctx});

@@ -22,6 +22,11 @@ struct ServerOptions {
   int port = 8080;              // 0: any free port
   std::string model_id;         // the name clients use; default: the model file's name
   size_t max_body = size_t{64} << 20;  // bytes of a request body; larger ones get 413
+  // Connections served at once, each on its own thread: idle or slow clients hold only their own
+  // (up to this many; later connections wait for a free one).
+  int max_connections = 512;
+  int read_timeout_s = 10;  // a client that sends nothing for this long is disconnected
+  int keep_alive_s = 5;     // an idle keep-alive connection is closed after this long
   SchedulerOptions scheduler;
 };
 

@@ -3,7 +3,13 @@
 // to the whole text, echoed prompt log-probabilities equal the log-softmax of the model's own
 // logits, stop strings cut, bad requests get 4xx without harming the server, concurrent requests
 // give their sequential results, a full queue answers 429, and a shared system prompt is served
-// from the prefix cache with the same output as a cold run.
+// from the prefix cache with the same output as a cold run; 200 half-sent requests do not stall a
+// normal one and are dropped after the read timeout; a body over the limit gets 413.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <future>
 #include <string>
@@ -196,6 +202,52 @@ TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
   Reply ok = post(s, "/v1/completions", completion("The capital of France is", 4));
   EXPECT_EQ(ok.status, 200) << ok.raw;
   EXPECT_NE(text_of(ok).find("Paris"), std::string::npos) << ok.raw;
+}
+
+// A socket to the server that has sent the start of a request and then nothing.
+int half_request(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  const std::string start = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n";
+  if (write(fd, start.data(), start.size()) != static_cast<ssize_t>(start.size())) return -1;
+  return fd;
+}
+
+// 200 clients that send half a request and wait hold 200 connections, not the server: a normal
+// completion is answered while they hang, and after the read timeout the server drops them.
+TEST_F(Serve, SlowClientsDoNotStallOtherRequests) {
+  ServerProcess s(kTeacher, {"--ctx", "64", "--read-timeout", "3"});
+  ASSERT_GT(s.port(), 0) << s.banner();
+  std::vector<int> slow;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = half_request(s.port());
+    ASSERT_GE(fd, 0) << "connection " << i;
+    slow.push_back(fd);
+  }
+  auto c = s.client();
+  c->set_read_timeout(20);  // the stall this guards against lasted the whole read timeout of every worker
+  auto res = c->Post("/v1/completions", completion("The capital of France is", 4).dump(), "application/json");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200) << res->body;
+  int closed = 0;
+  for (const int fd : slow) {
+    timeval tv{15, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    while (true) {  // the server's 408 or nothing, then end of stream
+      const ssize_t n = read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        closed += n == 0 ? 1 : 0;
+        break;
+      }
+    }
+    close(fd);
+  }
+  EXPECT_EQ(closed, 200);
 }
 
 TEST_F(Serve, ATooLargeBodyGets413SayingSo) {
