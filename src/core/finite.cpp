@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -25,10 +26,10 @@ int64_t count_nonfinite(std::span<const float> values) {
 }
 
 void check_finite_weights(std::span<const float> values, const std::string& file, const std::string& tensor) {
-  const int64_t n = count_nonfinite(values);
-  if (n == 0) return;
-  size_t first = 0;
-  while (std::isfinite(values[first])) ++first;
+  const auto bad = std::find_if(values.begin(), values.end(), [](float x) { return !std::isfinite(x); });
+  if (bad == values.end()) return;
+  const auto first = static_cast<size_t>(bad - values.begin());
+  const int64_t n = count_nonfinite(values.subspan(first));
   const std::string what = fmt::format("{}: tensor {} holds {} non-finite value{} of {} (the first, {}, at index {})",
                                        file, tensor, n, n == 1 ? "" : "s", values.size(), values[first], first);
   if (!allow_nonfinite()) fail("{}; --allow-nonfinite loads it anyway", what);

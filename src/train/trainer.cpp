@@ -130,10 +130,12 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     r.loss = train_step(*it_, batch);
     r.grad_norm = clip_grad_norm(ops_, params_, st_.clip);
     const bool bad = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
-    if (bad)
+    if (bad) {
       skip_step(r);
-    else
-      adam_->step(r.lr), bad_in_a_row_ = 0;
+    } else {
+      adam_->step(r.lr);
+      bad_in_a_row_ = 0;
+    }
     ops_.synchronize();
     const double dt = seconds_since(ts);
     r.tokens_per_s = static_cast<double>(st_.tokens_per_step()) / std::max(dt, 1e-9);
