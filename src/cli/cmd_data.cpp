@@ -175,6 +175,7 @@ void add_chatgen(CLI::App& app) {
   cmd->add_option("--top-k", o->sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
   cmd->add_option("--top-p", o->sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();
   cmd->add_option("--seed", o->sampler.seed, "Random seed (prompt i uses seed + i)")->capture_default_str();
+  add_penalty_options(cmd, o->sampler);
   cmd->add_option("--system", o->system, "System prompt (default: the model's own)");
   cmd->add_flag("--keep-truncated", o->keep_truncated, "Keep replies cut off by --max-tokens (default: leave them out)");
   cmd->callback([o] { run_chatgen(*o); });

@@ -27,6 +27,23 @@ struct RunOptions {
   SamplerOptions sampler;
 };
 
+}  // namespace
+
+void add_penalty_options(CLI::App* cmd, SamplerOptions& s) {
+  cmd->add_option("--repeat-penalty", s.repeat_penalty,
+                  "Divide the positive logits (multiply the negative) of recently drawn tokens by this; 1 = off")
+      ->capture_default_str();
+  cmd->add_option("--presence-penalty", s.presence_penalty, "Subtract this from the logit of every recently drawn token")
+      ->capture_default_str();
+  cmd->add_option("--frequency-penalty", s.frequency_penalty,
+                  "Subtract this times its count from the logit of a recently drawn token")
+      ->capture_default_str();
+  cmd->add_option("--repeat-last-n", s.repeat_last_n, "How many of the last drawn tokens the penalties look at")
+      ->capture_default_str();
+}
+
+namespace {
+
 void add_sampling_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("-m,--model", o.model, "HF directory, .safetensors file or .gguf file")->required();
   cmd->add_option("--backend", o.backend, "Where to run: cpu or cuda")->capture_default_str();
@@ -35,6 +52,7 @@ void add_sampling_options(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("--top-k", o.sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
   cmd->add_option("--top-p", o.sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();
   cmd->add_option("--seed", o.sampler.seed, "Random seed")->capture_default_str();
+  add_penalty_options(cmd, o.sampler);
   cmd->add_option("--ctx", o.ctx, "Context capacity in tokens (KV cache size of a Transformer)")->capture_default_str();
   cmd->add_flag("-q,--quiet", o.quiet, "Do not print speed statistics to stderr");
 }

@@ -3,6 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace arwkv {
+struct SamplerOptions;
+}
+
 namespace arwkv::cli {
 
 void add_info(CLI::App& app);
@@ -15,5 +19,8 @@ void add_chatgen(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_export(CLI::App& app);
+
+// --repeat-penalty, --presence-penalty, --frequency-penalty and --repeat-last-n (generate, chat, chatgen).
+void add_penalty_options(CLI::App* cmd, SamplerOptions& s);
 
 }  // namespace arwkv::cli

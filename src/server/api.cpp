@@ -95,6 +95,10 @@ SequenceRequest common_options(const json& j, int64_t default_max_tokens) {
   r.sampler.temperature = static_cast<float>(get_number(j, "temperature", 1.0, 0.0, 2.0));
   r.sampler.top_p = static_cast<float>(get_number(j, "top_p", 1.0, 1e-6, 1.0));
   r.sampler.top_k = static_cast<int>(get_int(j, "top_k", 0, 0, 1 << 30));
+  r.sampler.presence_penalty = static_cast<float>(get_number(j, "presence_penalty", 0.0, -2.0, 2.0));
+  r.sampler.frequency_penalty = static_cast<float>(get_number(j, "frequency_penalty", 0.0, -2.0, 2.0));
+  r.sampler.repeat_penalty = static_cast<float>(get_number(j, "repeat_penalty", 1.0, 1.0, 10.0));
+  r.sampler.repeat_last_n = static_cast<int>(get_int(j, "repeat_last_n", 64, 0, 1 << 20));
   r.sampler.seed = static_cast<uint64_t>(get_int(j, "seed", static_cast<int64_t>(next_seed++ >> 1), INT64_MIN, INT64_MAX));
   r.stop = get_stop(j);
   if (get_int(j, "n", 1, 1, 1) != 1) bad("'n' must be 1");

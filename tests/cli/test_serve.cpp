@@ -72,6 +72,25 @@ TEST_F(Serve, GreedyCompletionEqualsGenerate) {
   EXPECT_EQ(r.body["choices"][0]["finish_reason"], "length");
 }
 
+TEST_F(Serve, RepetitionPenaltiesActAsInGenerate) {
+  const std::string prompt = "List the numbers: 1, 1, 1, 1,";
+  const std::string flags = " --repeat-penalty 1.3 --frequency-penalty 0.5 --repeat-last-n 16";
+  auto cli = arwkv::test::run_arwkv("generate -m " + kTeacher + " -p \"" + prompt + "\" -n 12 --temperature 0 -q" + flags);
+  ASSERT_EQ(cli.status, 0) << cli.output;
+  auto plain = arwkv::test::run_arwkv("generate -m " + kTeacher + " -p \"" + prompt + "\" -n 12 --temperature 0 -q");
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_NE(cli.output, plain.output) << "the penalties changed nothing";
+  ServerProcess s(kTeacher);
+  ASSERT_GT(s.port(), 0) << s.banner();
+  json body = completion(prompt, 12);
+  body["repeat_penalty"] = 1.3;
+  body["frequency_penalty"] = 0.5;
+  body["repeat_last_n"] = 16;
+  Reply r = post(s, "/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(prompt + text_of(r) + "\n", cli.output);
+}
+
 TEST_F(Serve, StreamedChunksAddUpToTheWholeText) {
   ServerProcess s(kTeacher);
   ASSERT_GT(s.port(), 0) << s.banner();
@@ -190,6 +209,8 @@ TEST_F(Serve, BadRequestsGet4xxAndTheServerKeepsServing) {
   expect_error("[1, 2]", 400, "invalid_json");
   expect_error(R"({"prompt": "hi", "max_tokens": "ten"})", 400, "invalid_type");
   expect_error(R"({"prompt": "hi", "temperature": -1})", 400, "invalid_value");
+  expect_error(R"({"prompt": "hi", "repeat_penalty": 0.5})", 400, "invalid_value");
+  expect_error(R"({"prompt": "hi", "frequency_penalty": 3})", 400, "invalid_value");
   expect_error(R"({"prompt": 5})", 400, "invalid_type");
   expect_error(R"({"prompt": [99999999]})", 400, "invalid_value");
   expect_error(R"({"max_tokens": 3})", 400, "missing_field");
