@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -13,17 +14,53 @@
 #include "eval/compare.h"
 #include "formats/file_util.h"
 #include "infer/loaded_model.h"
+#include "train/curves.h"
 
 namespace arwkv::cli {
 
 namespace {
 
 struct EvalCli {
-  std::string model, teacher, json_out, backend = "cpu";
+  std::string model, teacher, json_out, plot, backend = "cpu";
   std::vector<std::string> texts;
   int64_t window = 512;
   int64_t max_tokens = 0;
+  bool by_position = false;
 };
+
+// The position buckets as JSON, a table on stdout (with --by-position) and a plot (with --plot).
+void report_positions(const EvalCli& o, const EvalResult& r, nlohmann::json& j) {
+  const bool compared = !o.teacher.empty();
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<PositionCurve> loss(compared ? 2 : 1);
+  PositionCurve kl{"KL", {}, {}};
+  loss[0].name = compared ? "student" : "model";
+  if (compared) loss[1].name = "teacher";
+  if (o.by_position)
+    fmt::print("\n{:>13} {:>8} {:>10}{}\n", "context", "tokens", compared ? "student" : "loss",
+               compared ? fmt::format(" {:>10} {:>8}", "teacher", "KL") : "");
+  for (const PositionBucket& b : r.by_position) {
+    nlohmann::json row = {{"first", b.first}, {"last", b.last}, {"tokens", b.tokens}, {"nll", b.nll}};
+    const double centre = std::sqrt(static_cast<double>(b.first) * static_cast<double>(b.last));
+    loss[0].context.push_back(centre);
+    loss[0].value.push_back(b.nll);
+    if (compared) {
+      row["teacher_nll"] = b.teacher_nll;
+      row["kl"] = b.kl;
+      loss[1].context.push_back(centre);
+      loss[1].value.push_back(b.teacher_nll);
+      kl.context.push_back(centre);
+      kl.value.push_back(b.kl);
+    }
+    rows.push_back(row);
+    if (o.by_position)
+      fmt::print("{:>13} {:>8} {:>10.4f}{}\n", fmt::format("{}-{}", b.first, b.last), b.tokens, b.nll,
+                 compared ? fmt::format(" {:>10.4f} {:>8.4f}", b.teacher_nll, b.kl) : "");
+  }
+  j["by_position"] = rows;
+  if (!o.plot.empty())
+    draw_position_curves("held-out loss (nats) by context", loss, compared ? &kl : nullptr, o.plot);
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -74,6 +111,7 @@ void run_eval(const EvalCli& o) {
     fmt::print("mean KL           {:.5f} nats\n", r.mean_kl);
     fmt::print("top-1 agreement   {:.4f}\n", r.top1_agreement);
   }
+  report_positions(o, r, j);
   if (!o.json_out.empty()) {
     const std::string text = j.dump(1) + "\n";
     write_file_atomically(o.json_out, [&](std::FILE* f) { std::fputs(text.c_str(), f); });
@@ -92,6 +130,9 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--window", o->window, "Tokens per evaluated sequence")->capture_default_str();
   cmd->add_option("--max-tokens", o->max_tokens, "Score at most this many tokens (0: all)")->capture_default_str();
   cmd->add_option("--json", o->json_out, "Also write the results to this JSON file");
+  cmd->add_flag("--by-position", o->by_position,
+                "Also print the loss (and KL) by tokens of context: 1, 2-3, 4-7, ... up to the window");
+  cmd->add_option("--plot", o->plot, "Draw the loss (and KL) by tokens of context into this PNG file");
   cmd->callback([o] { run_eval(*o); });
 }
 

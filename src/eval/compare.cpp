@@ -1,6 +1,7 @@
 #include "eval/compare.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -47,6 +48,41 @@ int64_t scored(const std::vector<std::pair<int64_t, int64_t>>& w) {
   return n;
 }
 
+// Per-token scores of one window, bucketed by the tokens of context afterwards (t + 1 for the
+// prediction at t), so that the sums do not depend on the threads.
+struct PositionSums {
+  std::vector<double> nll, teacher_nll, kl;  // per prediction of the window
+  void resize(int64_t n) {
+    nll.assign(static_cast<size_t>(n), 0.0);
+    teacher_nll.assign(static_cast<size_t>(n), 0.0);
+    kl.assign(static_cast<size_t>(n), 0.0);
+  }
+};
+
+void add_to_buckets(const PositionSums& w, std::vector<PositionBucket>& buckets) {
+  for (size_t t = 0; t < w.nll.size(); ++t) {
+    const auto i = static_cast<size_t>(std::bit_width(t + 1) - 1);
+    while (buckets.size() <= i) {
+      const int64_t first = int64_t{1} << buckets.size();
+      buckets.push_back(PositionBucket{first, 2 * first - 1});
+    }
+    PositionBucket& b = buckets[i];
+    ++b.tokens;
+    b.nll += w.nll[t];
+    b.teacher_nll += w.teacher_nll[t];
+    b.kl += w.kl[t];
+  }
+}
+
+void finish_buckets(std::vector<PositionBucket>& buckets) {
+  for (PositionBucket& b : buckets) {
+    const double n = static_cast<double>(std::max<int64_t>(b.tokens, 1));
+    b.nll /= n;
+    b.teacher_nll /= n;
+    b.kl /= n;
+  }
+}
+
 }  // namespace
 
 EvalResult evaluate(const LanguageModel& model, std::span<const int32_t> ids, const EvalOptions& opt) {
@@ -54,23 +90,29 @@ EvalResult evaluate(const LanguageModel& model, std::span<const int32_t> ids, co
   const int64_t total = scored(wins);
   EvalResult r;
   double nll = 0.0;
+  PositionSums w;
   for (auto [b, e] : wins) {
     auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
     HostTensor logits = model.logits(seq);
     const int64_t V = logits.shape[1];
+    w.resize(e - b - 1);
 #pragma omp parallel reduction(+ : nll)
     {
       std::vector<double> logp(static_cast<size_t>(V));
 #pragma omp for
       for (int64_t t = 0; t < e - b - 1; ++t) {
         log_softmax(logits.values.data() + t * V, V, logp.data());
-        nll -= logp[static_cast<size_t>(seq[static_cast<size_t>(t + 1)])];
+        const double l = -logp[static_cast<size_t>(seq[static_cast<size_t>(t + 1)])];
+        nll += l;
+        w.nll[static_cast<size_t>(t)] = l;
       }
     }
+    add_to_buckets(w, r.by_position);
     r.tokens += e - b - 1;
     if (opt.progress) opt.progress(r.tokens, total);
   }
   r.nll = nll / static_cast<double>(r.tokens);
+  finish_buckets(r.by_position);
   return r;
 }
 
@@ -84,10 +126,12 @@ EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, s
   EvalResult r;
   double nll_s = 0.0, nll_t = 0.0, kl = 0.0;
   int64_t agree = 0;
+  PositionSums w;
   for (auto [b, e] : wins) {
     auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
     HostTensor lt = teacher.logits(seq), ls = student.logits(seq);
     const int64_t V = lt.shape[1];
+    w.resize(e - b - 1);
 #pragma omp parallel reduction(+ : nll_s, nll_t, kl, agree)
     {
       std::vector<double> logp(static_cast<size_t>(V)), logq(static_cast<size_t>(V));
@@ -96,12 +140,14 @@ EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, s
         log_softmax(lt.values.data() + t * V, V, logp.data());
         log_softmax(ls.values.data() + t * V, V, logq.data());
         const auto next = static_cast<size_t>(seq[static_cast<size_t>(t + 1)]);
-        nll_t -= logp[next];
-        nll_s -= logq[next];
-        kl += kl_divergence(logp.data(), logq.data(), V);
+        const auto i = static_cast<size_t>(t);
+        nll_t += w.teacher_nll[i] = -logp[next];
+        nll_s += w.nll[i] = -logq[next];
+        kl += w.kl[i] = kl_divergence(logp.data(), logq.data(), V);
         agree += argmax_row(logp.data(), V) == argmax_row(logq.data(), V);
       }
     }
+    add_to_buckets(w, r.by_position);
     r.tokens += e - b - 1;
     if (opt.progress) opt.progress(r.tokens, total);
   }
@@ -110,6 +156,7 @@ EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, s
   r.teacher_nll = nll_t / n;
   r.mean_kl = kl / n;
   r.top1_agreement = static_cast<double>(agree) / n;
+  finish_buckets(r.by_position);
   return r;
 }
 

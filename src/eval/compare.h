@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "model/language_model.h"
 
@@ -18,12 +19,23 @@ struct EvalOptions {
   std::function<void(int64_t done, int64_t total)> progress;
 };
 
+// Scores of the predictions made with between first and last tokens of context (inclusive) in
+// their window: buckets [1], [2, 3], [4, 7], ... — what more context is worth to each model.
+struct PositionBucket {
+  int64_t first = 0, last = 0;
+  int64_t tokens = 0;        // predictions in the bucket
+  double nll = 0.0;          // mean, model or student
+  double teacher_nll = 0.0;  // compare only
+  double kl = 0.0;           // compare only
+};
+
 struct EvalResult {
   int64_t tokens = 0;           // predictions scored
   double nll = 0.0;             // mean next-token negative log-likelihood (nats), model or student
   double teacher_nll = 0.0;     // the same for the teacher (compare only)
   double mean_kl = 0.0;         // mean KL(teacher ‖ student) in nats (compare only)
   double top1_agreement = 0.0;  // fraction of tokens where both argmaxes agree (compare only)
+  std::vector<PositionBucket> by_position;  // every bucket the window reaches, in order
 
   double perplexity() const;
   double teacher_perplexity() const;

@@ -199,7 +199,55 @@ void draw_stage(Image& img, int top, const Series& s) {
   legend(img, r1 - 250, top + 30, kKl, "KL (nats), top-1 at points");
 }
 
+// The tokens-of-context axis of draw_position_curves: log2, ticks at powers of two.
+void context_ticks(Image& img, double lo, double hi, int x0, int x1, int y0, int y1) {
+  for (double e = std::ceil(lo); e <= hi; e += 1) {
+    const int x = static_cast<int>(std::lround(x0 + (x1 - x0) * (e - lo) / (hi - lo)));
+    img.line(x, y0, x, y1, kGrid);
+    const std::string label = human_count(std::exp2(e));
+    img.text(x - Image::text_width(label) / 2, y1 + 6, label, kInk);
+  }
+  img.line(x0, y0, x0, y1, kInk);
+  img.line(x0, y1, x1, y1, kInk);
+}
+
+void context_panel(Image& img, const std::string& title, const std::vector<const PositionCurve*>& curves,
+                   const std::vector<Rgb>& colours, int x0, int x1) {
+  const int y0 = kTop, y1 = kPanel - kBottom;
+  double lo = INFINITY, hi = -INFINITY;
+  std::vector<const std::vector<double>*> values;
+  for (const PositionCurve* c : curves) {
+    values.push_back(&c->value);
+    for (double x : c->context) lo = std::min(lo, std::log2(x)), hi = std::max(hi, std::log2(x));
+  }
+  if (!(hi > lo)) lo = 0, hi = std::max(hi, 1.0);
+  const Axis a = value_axis(values, y0, y1);
+  img.text(x0, 10, title + (a.log ? " (log)" : ""), kInk, 2);
+  value_ticks(img, a, x0, x1);
+  context_ticks(img, lo, hi, x0, x1, y0, y1);
+  int lx = x0 + 10;
+  for (size_t i = 0; i < curves.size(); ++i) {
+    std::vector<double> x;
+    for (double c : curves[i]->context) x.push_back(std::log2(c) - lo);
+    polyline(img, x, curves[i]->value, hi - lo, x0, x1, a, colours[i % colours.size()], 2, true);
+    lx = legend(img, lx, 30, colours[i % colours.size()], curves[i]->name);
+  }
+}
+
 }  // namespace
+
+void draw_position_curves(const std::string& title, const std::vector<PositionCurve>& loss, const PositionCurve* kl,
+                          const std::string& png_path) {
+  Image img(kWidth, kPanel + 20, kWhite);
+  const int mid = kWidth / 2;
+  std::vector<const PositionCurve*> curves;
+  for (const PositionCurve& c : loss) curves.push_back(&c);
+  context_panel(img, title, curves, {kSmooth, kVal, kKl, kRaw}, kLeft, kl ? mid - kRight : kWidth - kRight);
+  if (kl) context_panel(img, "KL to teacher (nats)", {kl}, {kKl}, mid + kLeft, kWidth - kRight);
+  const std::string xlabel = "tokens of context";
+  img.text((kWidth - Image::text_width(xlabel)) / 2, kPanel + 6, xlabel, kInk);
+  img.write_png(png_path);
+}
 
 void draw_curves(const std::string& metrics_path, const std::string& png_path) {
   const std::map<int, Series> series = read_series(metrics_path);

@@ -6,11 +6,22 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace arwkv {
 
 // Lines of the metrics file that do not parse (a write cut short) are skipped; nothing to draw
 // writes nothing. Throws arwkv::Error naming png_path when it cannot be written.
 void draw_curves(const std::string& metrics_path, const std::string& png_path);
+
+// Held-out loss by context length (arwkv eval --plot): the mean next-token loss of each model
+// against the tokens of context (log2 axis) on the left, and the student's KL to the teacher
+// against the same axis on the right when there is one. Throws arwkv::Error naming png_path.
+struct PositionCurve {
+  std::string name;
+  std::vector<double> context, value;  // bucket centres (tokens of context), mean loss or KL (nats)
+};
+void draw_position_curves(const std::string& title, const std::vector<PositionCurve>& loss, const PositionCurve* kl,
+                          const std::string& png_path);
 
 }  // namespace arwkv

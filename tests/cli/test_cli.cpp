@@ -5,6 +5,8 @@
 #include <limits>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_util.h"
 #include "formats/safetensors.h"
 
@@ -145,4 +147,32 @@ TEST(Cli, NonFiniteWeightsAreRefusedAndNonFiniteLogitsStopGeneration) {
   EXPECT_NE(r.output.find("warning: " + dir.string() + ": tensor " + bad), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("logits are not finite"), std::string::npos) << r.output;
   fs::remove_all(dir);
+}
+
+TEST(Cli, EvalByPositionPrintsWritesAndDrawsTheBuckets) {
+  ARWKV_REQUIRE_FILE(kTeacher);
+  const fs::path text = temp_file("arwkv_eval_text.txt"), js = temp_file("arwkv_eval.json"),
+                 png = temp_file("arwkv_eval.png");
+  {
+    std::ofstream out(text);
+    for (int i = 0; i < 20; ++i) out << "The quick brown fox jumps over the lazy dog. It was a sunny day in May.\n";
+  }
+  CliRun r = run("eval -m " + kTeacher + " --teacher " + kTeacher + " --text " + text.string() +
+                 " --window 32 --max-tokens 62 --by-position --plot " + png.string() + " --json " + js.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("16-31"), std::string::npos) << r.output;
+  std::ifstream in(js);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  ASSERT_EQ(j["by_position"].size(), 5u) << j.dump();  // 1, 2-3, ..., 16-31
+  int64_t tokens = 0;
+  for (const auto& b : j["by_position"]) {
+    tokens += b["tokens"].get<int64_t>();
+    EXPECT_NEAR(b["kl"].get<double>(), 0.0, 1e-9);  // the teacher against itself
+    EXPECT_DOUBLE_EQ(b["nll"].get<double>(), b["teacher_nll"].get<double>());
+  }
+  EXPECT_EQ(tokens, j["tokens"].get<int64_t>());
+  // Repeated text: the loss with 16-31 tokens of context is far below the loss with one.
+  EXPECT_LT(j["by_position"][4]["nll"].get<double>(), j["by_position"][0]["nll"].get<double>() - 1.0) << j.dump();
+  EXPECT_GT(fs::file_size(png), 1000u);
+  for (const fs::path& p : {text, js, png}) fs::remove(p);
 }

@@ -81,6 +81,49 @@ TEST(Eval, MetricsEqualDirectComputation) {
   EXPECT_DOUBLE_EQ(self.top1_agreement, 1.0);
 }
 
+TEST(Eval, ScoresByPositionAreTheMeansOfTheirPredictions) {
+  auto ops = make_cpu_ops();
+  Loaded a = load("qwen2_tiny", *ops), b = load("llama_tiny", *ops);
+  const auto V = a.model->config().vocab_size;
+  std::vector<int32_t> ids = random_ids(45, static_cast<int32_t>(V), 12);
+  EvalOptions opt;
+  opt.window = 16;  // windows [0,16) [16,32) [32,45): 15, 15 and 12 predictions
+
+  // Buckets by tokens of context: 1, 2-3, 4-7, 8-15, directly from the logits.
+  long double nll[4] = {}, teacher_nll[4] = {}, kl[4] = {};
+  int64_t count[4] = {};
+  for (size_t start = 0; start + 1 < ids.size(); start += 16) {
+    std::span<const int32_t> w(ids.data() + start, std::min<size_t>(16, ids.size() - start));
+    HostTensor la = a.model->forward(w), lb = b.model->forward(w);
+    for (size_t t = 0; t + 1 < w.size(); ++t) {
+      const int i = t == 0 ? 0 : t < 3 ? 1 : t < 7 ? 2 : 3;
+      auto p = probs(la.values.data() + t * V, V), q = probs(lb.values.data() + t * V, V);
+      teacher_nll[i] -= std::log(p[static_cast<size_t>(w[t + 1])]);
+      nll[i] -= std::log(q[static_cast<size_t>(w[t + 1])]);
+      for (int64_t v = 0; v < V; ++v) kl[i] += p[static_cast<size_t>(v)] * std::log(p[static_cast<size_t>(v)] / q[static_cast<size_t>(v)]);
+      ++count[i];
+    }
+  }
+  EvalResult r = compare(*a.model, *b.model, ids, opt);
+  ASSERT_EQ(r.by_position.size(), 4u);
+  const int64_t first[4] = {1, 2, 4, 8}, last[4] = {1, 3, 7, 15};
+  int64_t total = 0;
+  for (int i = 0; i < 4; ++i) {
+    const PositionBucket& bk = r.by_position[static_cast<size_t>(i)];
+    EXPECT_EQ(bk.first, first[i]);
+    EXPECT_EQ(bk.last, last[i]);
+    EXPECT_EQ(bk.tokens, count[i]);
+    EXPECT_NEAR(bk.nll, static_cast<double>(nll[i] / count[i]), 1e-6);
+    EXPECT_NEAR(bk.teacher_nll, static_cast<double>(teacher_nll[i] / count[i]), 1e-6);
+    EXPECT_NEAR(bk.kl, static_cast<double>(kl[i] / count[i]), 1e-6);
+    total += bk.tokens;
+  }
+  EXPECT_EQ(total, r.tokens);
+  EvalResult single = evaluate(*b.model, ids, opt);
+  ASSERT_EQ(single.by_position.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(single.by_position[static_cast<size_t>(i)].nll, r.by_position[static_cast<size_t>(i)].nll, 1e-9);
+}
+
 TEST(Eval, TooLittleTextIsAnError) {
   auto ops = make_cpu_ops();
   Loaded a = load("qwen2_tiny", *ops);
