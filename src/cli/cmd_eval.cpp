@@ -26,6 +26,7 @@ struct EvalCli {
   int64_t window = 512;
   int64_t max_tokens = 0;
   bool by_position = false;
+  bool spread = false;
 };
 
 // The position buckets as JSON, a table on stdout (with --by-position) and a plot (with --plot).
@@ -80,6 +81,7 @@ void run_eval(const EvalCli& o) {
   EvalOptions opt;
   opt.window = o.window;
   opt.max_tokens = o.max_tokens;
+  opt.spread = o.spread;
   auto t0 = std::chrono::steady_clock::now();
   opt.progress = [t0](int64_t done, int64_t total) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -89,7 +91,7 @@ void run_eval(const EvalCli& o) {
     std::fflush(stderr);
   };
 
-  nlohmann::json j = {{"model", o.model}, {"texts", o.texts}, {"window", o.window}};
+  nlohmann::json j = {{"model", o.model}, {"texts", o.texts}, {"window", o.window}, {"spread", o.spread}};
   EvalResult r;
   if (o.teacher.empty()) {
     r = evaluate(*m.model, ids, opt);
@@ -129,6 +131,8 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--text", o->texts, "Held-out text files (UTF-8)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--window", o->window, "Tokens per evaluated sequence")->capture_default_str();
   cmd->add_option("--max-tokens", o->max_tokens, "Score at most this many tokens (0: all)")->capture_default_str();
+  cmd->add_flag("--spread", o->spread,
+                "With --max-tokens: whole windows spread evenly over the text instead of from its start");
   cmd->add_option("--json", o->json_out, "Also write the results to this JSON file");
   cmd->add_flag("--by-position", o->by_position,
                 "Also print the loss (and KL) by tokens of context: 1, 2-3, 4-7, ... up to the window");

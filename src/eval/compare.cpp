@@ -35,8 +35,18 @@ int64_t argmax_row(const double* row, int64_t V) { return std::max_element(row, 
 std::vector<std::pair<int64_t, int64_t>> windows(std::span<const int32_t> ids, const EvalOptions& opt) {
   if (opt.window < 2) fail("evaluation window must be at least 2 tokens, got {}", opt.window);
   int64_t n = static_cast<int64_t>(ids.size());
-  if (opt.max_tokens > 0) n = std::min(n, opt.max_tokens + 1);
   std::vector<std::pair<int64_t, int64_t>> w;
+  if (opt.spread && opt.max_tokens > 0) {
+    const int64_t available = n / opt.window, wanted = (opt.max_tokens + opt.window - 2) / (opt.window - 1);
+    if (available >= wanted && wanted > 0) {
+      for (int64_t i = 0; i < wanted; ++i) {
+        const int64_t b = i * available / wanted * opt.window;
+        w.emplace_back(b, b + opt.window);
+      }
+      return w;
+    }
+  }
+  if (opt.max_tokens > 0) n = std::min(n, opt.max_tokens + 1);
   for (int64_t b = 0; b + 1 < n; b += opt.window) w.emplace_back(b, std::min(n, b + opt.window));
   if (w.empty()) fail("evaluation needs at least 2 tokens of text, got {}", n);
   return w;

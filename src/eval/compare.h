@@ -15,6 +15,10 @@ namespace arwkv {
 struct EvalOptions {
   int64_t window = 512;       // tokens per sequence
   int64_t max_tokens = 0;     // 0: all of the text
+  // With max_tokens: the windows are spread evenly over the whole text instead of taken from its
+  // start (as many whole windows as max_tokens needs), so that a sample of a long file of many
+  // sources is not one source.
+  bool spread = false;
   // Called after each window with the tokens scored so far and the total to score.
   std::function<void(int64_t done, int64_t total)> progress;
 };

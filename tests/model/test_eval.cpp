@@ -124,6 +124,30 @@ TEST(Eval, ScoresByPositionAreTheMeansOfTheirPredictions) {
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(single.by_position[static_cast<size_t>(i)].nll, r.by_position[static_cast<size_t>(i)].nll, 1e-9);
 }
 
+TEST(Eval, SpreadWindowsAreEvenlyPlacedWholeWindows) {
+  auto ops = make_cpu_ops();
+  Loaded a = load("qwen2_tiny", *ops);
+  const auto V = a.model->config().vocab_size;
+  std::vector<int32_t> ids = random_ids(100, static_cast<int32_t>(V), 13);
+  // 10 windows of 10 fit; 20 tokens need 3 windows (9 predictions each): windows 0, 3 and 6.
+  EvalOptions opt;
+  opt.window = 10;
+  opt.max_tokens = 20;
+  opt.spread = true;
+  EvalResult r = evaluate(*a.model, ids, opt);
+  EXPECT_EQ(r.tokens, 27);
+  long double nll = 0;
+  for (size_t start : {0, 30, 60}) {
+    std::span<const int32_t> w(ids.data() + start, 10);
+    HostTensor l = a.model->forward(w);
+    for (size_t t = 0; t + 1 < w.size(); ++t) nll -= std::log(probs(l.values.data() + t * V, V)[static_cast<size_t>(w[t + 1])]);
+  }
+  EXPECT_NEAR(r.nll, static_cast<double>(nll / 27), 1e-6);
+  // More than the text holds: the whole text, as without spread (10 windows of 9 predictions).
+  opt.max_tokens = 1000;
+  EXPECT_EQ(evaluate(*a.model, ids, opt).tokens, 90);
+}
+
 TEST(Eval, TooLittleTextIsAnError) {
   auto ops = make_cpu_ops();
   Loaded a = load("qwen2_tiny", *ops);
