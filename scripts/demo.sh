@@ -15,4 +15,4 @@ echo
 echo "== the teacher (greedy)"
 build/arwkv generate -m "$model" -p "The capital of France is" -n 16 --temperature 0
 echo
-EVAL_TOKENS=${EVAL_TOKENS:-2048} CHAT_TOKENS=${CHAT_TOKENS:-32} scripts/distill.sh configs/smollm2-demo.toml
+EVAL_TOKENS=${EVAL_TOKENS:-4088} CHAT_TOKENS=${CHAT_TOKENS:-32} scripts/distill.sh configs/smollm2-demo.toml

@@ -5,7 +5,8 @@
 #   2. the student of the config's [run] student, converted from its teacher (--init transfer,
 #      its output scales calibrated on CALIBRATE_TOKENS tokens of the data) unless it exists;
 #   3. held-out evaluation of the untrained student: teacher and student perplexity, mean KL and
-#      top-1 agreement (arwkv eval --teacher);
+#      top-1 agreement (arwkv eval --teacher), on EVAL_TOKENS tokens in windows of 512 spread evenly
+#      over the held-out file (eval --spread: the file is many documents of several sources);
 #   4. arwkv distill CONFIG (resumes if interrupted);
 #   5. the same evaluation after every stage, and the same chat prompts through the teacher and
 #      every student;
@@ -60,7 +61,7 @@ fi
 evaluate() {  # evaluate NAME MODEL
   if [[ ! -f $out/eval-$1.json ]]; then
     say "evaluating $1 on $eval_tokens held-out tokens"
-    "$arwkv" eval --backend "$backend" -m "$2" --teacher "$teacher" --text "$eval_text" --max-tokens "$eval_tokens" \
+    "$arwkv" eval --backend "$backend" -m "$2" --teacher "$teacher" --text "$eval_text" --max-tokens "$eval_tokens" --spread \
       --json "$out/eval-$1.json.tmp" >&2
     mv "$out/eval-$1.json.tmp" "$out/eval-$1.json"
   fi
@@ -88,7 +89,7 @@ say "writing $out/report.md"
 {
   echo "# $teacher -> ARWKV student ($config)"
   echo
-  echo "Held-out text: \`$eval_text\`, first $eval_tokens tokens scored in windows of 512."
+  echo "Held-out text: \`$eval_text\`, $eval_tokens tokens scored in windows of 512 spread evenly over the file."
   echo
   echo "| student | teacher ppl | student ppl | mean KL (nats) | top-1 agreement |"
   echo "|---|---|---|---|---|"
