@@ -242,6 +242,41 @@ void dequantize_row(GgmlType t, const uint8_t* src, float* dst, int64_t n) {
   ARWKV_ASSERT(false, "dequantize_row: unsupported type {}", ggml_type_name(t));
 }
 
+bool compact_dtype(GgmlType t, DType* out) {
+  switch (t) {
+    case GgmlType::F16: *out = DType::F16; return true;
+    case GgmlType::BF16: *out = DType::BF16; return true;
+    case GgmlType::Q4_0: *out = DType::Q4_0; return true;
+    case GgmlType::Q4_1: *out = DType::Q4_1; return true;
+    case GgmlType::Q5_0: *out = DType::Q5_0; return true;
+    case GgmlType::Q5_1: *out = DType::Q5_1; return true;
+    case GgmlType::Q8_0: *out = DType::Q8_0; return true;
+    case GgmlType::Q4_K: *out = DType::Q4_K; return true;
+    case GgmlType::Q5_K: *out = DType::Q5_K; return true;
+    case GgmlType::Q6_K: *out = DType::Q6_K; return true;
+    default: return false;
+  }
+}
+
+GgmlType ggml_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return GgmlType::F32;
+    case DType::F16: return GgmlType::F16;
+    case DType::BF16: return GgmlType::BF16;
+    case DType::Q4_0: return GgmlType::Q4_0;
+    case DType::Q4_1: return GgmlType::Q4_1;
+    case DType::Q5_0: return GgmlType::Q5_0;
+    case DType::Q5_1: return GgmlType::Q5_1;
+    case DType::Q8_0: return GgmlType::Q8_0;
+    case DType::Q4_K: return GgmlType::Q4_K;
+    case DType::Q5_K: return GgmlType::Q5_K;
+    case DType::Q6_K: return GgmlType::Q6_K;
+    case DType::I32: break;
+  }
+  ARWKV_ASSERT(false, "no ggml type for dtype {}", dtype_name(t));
+  return GgmlType::F32;
+}
+
 void quantize_row_q8_0(const float* src, uint8_t* dst, int64_t n) {
   ARWKV_ASSERT(n % QK == 0, "Q8_0 row of {} elements", n);
   for (int64_t b = 0; b < n / QK; ++b) {
