@@ -13,10 +13,10 @@ namespace arwkv::cpu {
 namespace {
 
 // A tile holds about this many floats (256 KiB: it stays in L2 while sgemm packs it).
-constexpr int64_t kTileFloats = 1 << 16;
+constexpr int64_t kTileFloats = 1 << 18;
 
 // Rows per tile for rows of `cols` floats: a multiple of 16 between 16 and 512.
-int64_t tile_rows(int64_t cols) { return std::clamp<int64_t>(kTileFloats / std::max<int64_t>(cols, 1) / 16 * 16, 16, 512); }
+int64_t tile_rows(int64_t cols) { return std::clamp<int64_t>(kTileFloats / std::max<int64_t>(cols, 1) / 16 * 16, 128, 512); }
 
 // The part [begin, end) of n items that thread id of n_thr takes, in steps of `align`.
 std::pair<int64_t, int64_t> share(int64_t n, int id, int n_thr, int64_t align) {

@@ -24,12 +24,16 @@ struct TeacherCapture {
   std::vector<HostTensor> attn_output;  // after o_proj, before the residual add
 };
 
+// The program-wide default of TeacherOptions::compact (true; arwkv --f32-weights makes it false).
+void set_compact_weights_default(bool compact);
+bool compact_weights_default();
+
 // How the teacher holds its weights.
 struct TeacherOptions {
   // Matrices (embedding, projections, MLP, head) stay as the checkpoint stores them when that is
   // a compact dtype (bf16, f16, GGUF quantisation blocks): the ops read them directly, dequantising
   // a tile at a time. false: every tensor becomes an fp32 copy, as the checkpoint's load() gives it.
-  bool compact = true;
+  bool compact = compact_weights_default();
 };
 
 class Teacher final : public LanguageModel {

@@ -2,6 +2,7 @@
 // the checkpoint into one backend buffer, and carving the per-layer views.
 #include <fmt/format.h>
 
+#include <atomic>
 #include <map>
 #include <vector>
 
@@ -13,6 +14,8 @@
 
 namespace arwkv {
 namespace {
+
+std::atomic<bool> g_compact_weights{true};
 
 constexpr size_t kAlign = 64;  // every tensor starts on a cache line
 
@@ -51,6 +54,9 @@ void check_config(const ModelConfig& c, const std::string& path) {
 }
 
 }  // namespace
+
+void set_compact_weights_default(bool compact) { g_compact_weights = compact; }
+bool compact_weights_default() { return g_compact_weights; }
 
 Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg_(ckpt.config()), ops_(&ops) {
   check_config(cfg_, ckpt.path());
