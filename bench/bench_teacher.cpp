@@ -9,6 +9,7 @@
 //   --threads=N     threads of the CPU backend's one OpenMP pool (default: OMP_NUM_THREADS or all)
 //   --n_gen=N       decode tokens per timed run (default 32)
 //   --profile       instead of benchmarking, print a per-op time breakdown of each case
+//   --f32           fp32 copies of the weights instead of the checkpoint's compact storage
 #include <omp.h>
 
 #include <benchmark/benchmark.h>
@@ -38,6 +39,7 @@ struct Options {
   int threads = 0;
   int n_gen = 32;
   bool profile = false;
+  bool f32 = false;
 };
 
 const std::vector<int64_t> kPrefillLengths = {128, 1024};
@@ -58,6 +60,8 @@ Options take_own_flags(int& argc, char** argv) {
       opt.n_gen = std::stoi(value("--n_gen="));
     } else if (a == "--profile") {
       opt.profile = true;
+    } else if (a == "--f32") {
+      opt.f32 = true;
     } else {
       argv[kept++] = argv[i];
     }
@@ -91,7 +95,7 @@ Subject load_subject(const Options& opt) {
     ops = s.timed.get();
   }
   s.checkpoint = Checkpoint::open(opt.model);
-  s.model = std::make_unique<Teacher>(*s.checkpoint, *ops);
+  s.model = std::make_unique<Teacher>(*s.checkpoint, *ops, TeacherOptions{.compact = !opt.f32});
   return s;
 }
 

@@ -12,9 +12,17 @@ void on_device(const char* op, Device dev, const Tensor& t, DType dtype) {
   if (t.data == nullptr && t.numel() > 0) fail("{}: tensor {} has no data", op, t.shape.str());
 }
 
+void weight(const char* op, Device dev, const Tensor& w) {
+  on_device(op, dev, w, w.dtype == DType::I32 ? DType::F32 : w.dtype);
+  if (w.shape.ndim != 2) fail("{}: weight must be 2-D, got {}", op, w.shape.str());
+  if (w.cols() % dtype_block(w.dtype) != 0)
+    fail("{}: {} weight {} has rows that are not whole blocks of {}", op, dtype_name(w.dtype), w.shape.str(),
+         dtype_block(w.dtype));
+}
+
 void matmul(Device dev, const Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
-  for (const Tensor* t : {&y, &x, &w}) on_device("matmul", dev, *t, DType::F32);
-  if (w.shape.ndim != 2) fail("matmul: weight must be 2-D, got {}", w.shape.str());
+  for (const Tensor* t : {&y, &x}) on_device("matmul", dev, *t, DType::F32);
+  weight("matmul", dev, w);
   const int64_t n = w.dim(0), k = w.dim(1);
   if (x.cols() != k || y.cols() != n || y.rows() != x.rows())
     fail("matmul: y {} = x {} · w {}ᵀ does not fit", y.shape.str(), x.shape.str(), w.shape.str());
@@ -26,9 +34,9 @@ void matmul(Device dev, const Tensor& y, const Tensor& x, const Tensor& w, const
 
 void embedding(Device dev, const Tensor& y, const Tensor& table, const Tensor& ids) {
   on_device("embedding", dev, y, DType::F32);
-  on_device("embedding", dev, table, DType::F32);
+  weight("embedding", dev, table);
   on_device("embedding", dev, ids, DType::I32);
-  if (table.shape.ndim != 2 || y.cols() != table.dim(1) || y.rows() != ids.numel())
+  if (y.cols() != table.dim(1) || y.rows() != ids.numel())
     fail("embedding: y {} from table {} and ids {}", y.shape.str(), table.shape.str(), ids.shape.str());
 }
 
@@ -134,11 +142,14 @@ void matmul_backward(Device dev, const Tensor& dx, const Tensor& dw, const Tenso
                      const Tensor& x, const Tensor& w) {
   matmul(dev, dy, x, w, nullptr);
   grad_like("matmul_backward", dev, dx, x);
+  if (!empty(dw) && w.dtype != DType::F32)
+    fail("matmul_backward: a {} weight {} is frozen: it has no weight gradient", dtype_name(w.dtype), w.shape.str());
   grad_like("matmul_backward", dev, dw, w);
   grad_like("matmul_backward", dev, db, w, w.dim(0));
 }
 
 void embedding_backward(Device dev, const Tensor& dtable, const Tensor& dy, const Tensor& ids) {
+  on_device("embedding_backward", dev, dtable, DType::F32);
   embedding(dev, dy, dtable, ids);
 }
 

@@ -9,6 +9,8 @@
 namespace arwkv::op_checks {
 
 void on_device(const char* op, Device dev, const Tensor& t, DType dtype);
+// A weight of matmul or embedding: 2-D, F32 or compact (F16, BF16, a block type) in whole blocks.
+void weight(const char* op, Device dev, const Tensor& w);
 void matmul(Device dev, const Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 void embedding(Device dev, const Tensor& y, const Tensor& table, const Tensor& ids);
 void rmsnorm(Device dev, const Tensor& y, const Tensor& x, const Tensor& w);

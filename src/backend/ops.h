@@ -73,9 +73,12 @@ class Ops {
   virtual void synchronize() {}
 
   // y[M, N] = x[M, K]·w[N, K]ᵀ (+ bias[N]); with accumulate, y += ...
+  // The weight may be compact (F16, BF16 or a quantisation block type, core/tensor.h; K a multiple
+  // of its block): it is read as stored and dequantised a tile at a time, never as a whole.
   virtual void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias = nullptr,
                       bool accumulate = false) = 0;
-  // y[T, C] = table[ids[t], :]; ids is I32 [T]; an id outside the table throws.
+  // y[T, C] = table[ids[t], :]; ids is I32 [T]; an id outside the table throws. The table may be
+  // compact like a matmul weight (its rows are dequantised).
   virtual void embedding(Tensor y, Tensor table, Tensor ids) = 0;
   // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32.
   virtual void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) = 0;
@@ -148,7 +151,8 @@ class Ops {
   // gradients are written unless noted. The gradient of the WKV-7 recurrence is wkv7_backward above.
   //
   // matmul: dx = dy·w (dx += with accumulate_dx), dw += dyᵀ·x, db += Σ_rows dy, for dy [M, N],
-  // x [M, K], w [N, K]; any of dx, dw, db may be empty.
+  // x [M, K], w [N, K]; any of dx, dw, db may be empty. A compact w (a frozen weight) gives dx
+  // only: dw must be empty.
   virtual void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w,
                                bool accumulate_dx = false) = 0;
   // dtable[ids[t], :] += dy[t, :]; an id outside the table throws.

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/finite.h"
+#include "model/teacher/teacher.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"arwkv: turn a Transformer LLM into an RWKV-7 RNN and run it"};
@@ -15,6 +16,9 @@ int main(int argc, char** argv) {
   app.add_flag_callback("--allow-nonfinite", [] { arwkv::set_allow_nonfinite(true); },
                         "load model files whose weights hold NaN or infinite values (with a warning) instead of "
                         "refusing them");
+  app.add_flag_callback("--f32-weights", [] { arwkv::set_compact_weights_default(false); },
+                        "hold a teacher's weights as fp32 copies instead of as the file stores them (bf16, f16, "
+                        "GGUF quantisation blocks, read directly by the matrix products)");
   arwkv::cli::add_info(app);
   arwkv::cli::add_generate(app);
   arwkv::cli::add_chat(app);

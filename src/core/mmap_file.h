@@ -20,6 +20,9 @@ class MmapFile {
   const std::string& path() const { return path_; }
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Lets the kernel drop the pages wholly inside [p, p + n) from this process (they are read back
+  // from the file if touched again): for data copied out once, so it is not resident twice.
+  void drop_pages(const uint8_t* p, size_t n) const;
 
  private:
   void release();

@@ -4,24 +4,48 @@
 
 namespace arwkv {
 
-size_t dtype_size(DType t) {
+namespace {
+
+struct DTypeInfo {
+  const char* name;
+  int64_t block;       // elements per block
+  size_t block_bytes;  // bytes per block
+};
+
+DTypeInfo info(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
-    case DType::I32: return 4;
+    case DType::F32: return {"f32", 1, 4};
+    case DType::F16: return {"f16", 1, 2};
+    case DType::BF16: return {"bf16", 1, 2};
+    case DType::I32: return {"i32", 1, 4};
+    case DType::Q4_0: return {"q4_0", 32, 18};
+    case DType::Q4_1: return {"q4_1", 32, 20};
+    case DType::Q5_0: return {"q5_0", 32, 22};
+    case DType::Q5_1: return {"q5_1", 32, 24};
+    case DType::Q8_0: return {"q8_0", 32, 34};
+    case DType::Q4_K: return {"q4_k", 256, 144};
+    case DType::Q5_K: return {"q5_k", 256, 176};
+    case DType::Q6_K: return {"q6_k", 256, 210};
   }
-  return 0;
+  return {"?", 1, 0};
 }
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
-    case DType::I32: return "i32";
-  }
-  return "?";
+}  // namespace
+
+size_t dtype_size(DType t) {
+  ARWKV_ASSERT(!dtype_is_block(t), "dtype_size of the block type {}", dtype_name(t));
+  return info(t).block_bytes;
+}
+
+int64_t dtype_block(DType t) { return info(t).block; }
+size_t dtype_block_bytes(DType t) { return info(t).block_bytes; }
+bool dtype_is_block(DType t) { return info(t).block > 1; }
+const char* dtype_name(DType t) { return info(t).name; }
+
+size_t dtype_row_bytes(DType t, int64_t n) {
+  const DTypeInfo i = info(t);
+  ARWKV_ASSERT(n % i.block == 0, "a row of {} elements of {} (blocks of {})", n, i.name, i.block);
+  return static_cast<size_t>(n / i.block) * i.block_bytes;
 }
 
 Shape::Shape(std::initializer_list<int64_t> d) {
@@ -83,9 +107,9 @@ Tensor Tensor::reshape(Shape s) const {
 Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   ARWKV_ASSERT(shape.ndim >= 1 && 0 <= begin && begin <= end && end <= shape[0], "slice {}..{} of {}",
                begin, end, shape.str());
-  int64_t row = numel() / (shape[0] ? shape[0] : 1);
+  const size_t row_bytes = shape[0] ? nbytes() / static_cast<size_t>(shape[0]) : 0;
   Tensor t = *this;
-  t.data = static_cast<char*>(data) + static_cast<size_t>(begin * row) * dtype_size(dtype);
+  t.data = static_cast<char*>(data) + static_cast<size_t>(begin) * row_bytes;
   t.shape.dims[0] = end - begin;
   return t;
 }

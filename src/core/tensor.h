@@ -15,11 +15,19 @@
 
 namespace arwkv {
 
-enum class DType : uint8_t { F32, F16, BF16, I32 };
+// Element types. Besides the scalar types, a weight may be compact: bf16/f16, or ggml's quantisation
+// blocks kept exactly as a GGUF file stores them (FORMATS.md §2). A block type packs
+// dtype_block(t) consecutive elements of a row into dtype_block_bytes(t) bytes, so a row's length
+// must be a multiple of the block; rows follow each other without padding.
+enum class DType : uint8_t { F32, F16, BF16, I32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K };
 enum class Device : uint8_t { CPU, CUDA };
 
-size_t dtype_size(DType t);
-const char* dtype_name(DType t);
+size_t dtype_size(DType t);            // bytes per element; the scalar types only (not the block types)
+int64_t dtype_block(DType t);          // elements per block: 1 for scalars, 32 or 256 for the block types
+size_t dtype_block_bytes(DType t);     // bytes per block
+size_t dtype_row_bytes(DType t, int64_t n);  // bytes of a row of n elements (n a multiple of the block)
+bool dtype_is_block(DType t);          // one of the quantisation block types
+const char* dtype_name(DType t);       // "f32", "bf16", "q4_k", ...
 
 constexpr int kMaxDims = 4;
 
@@ -43,7 +51,7 @@ struct Tensor {
   Device device = Device::CPU;
 
   int64_t numel() const { return shape.numel(); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return static_cast<size_t>(rows()) * dtype_row_bytes(dtype, cols()); }
   int64_t dim(int i) const { return shape[i]; }
   int64_t rows() const;  // product of all dims but the last
   int64_t cols() const { return shape.ndim ? shape[shape.ndim - 1] : 1; }

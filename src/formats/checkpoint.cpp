@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <map>
 
 #include "core/error.h"
@@ -80,6 +81,12 @@ class SafetensorsCheckpoint final : public Checkpoint {
 };
 
 }  // namespace
+
+void Checkpoint::load_stored(const std::string& name, void* dst) const {
+  ARWKV_ASSERT(stored_dtype(name) == DType::F32, "{}: load_stored of a compact tensor is not implemented", path());
+  const HostTensor t = load(name);
+  std::memcpy(dst, t.values.data(), t.values.size() * sizeof(float));
+}
 
 std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& path) {
   std::error_code ec;

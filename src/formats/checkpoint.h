@@ -33,6 +33,11 @@ class Checkpoint {
   virtual const std::vector<TensorInfo>& tensors() const = 0;
   virtual bool has(const std::string& name) const = 0;
   virtual HostTensor load(const std::string& name) const = 0;
+  // Compact weights: the dtype a tensor can be kept in as stored (F16, BF16 or a GGUF quantisation
+  // block type; F32 when it is stored otherwise or has no compact form), and its bytes in that dtype
+  // and in HF layout (as load() presents it) written to dst, dtype_row_bytes × rows bytes.
+  virtual DType stored_dtype(const std::string& name) const { return DType::F32; }
+  virtual void load_stored(const std::string& name, void* dst) const;
   // The GGUF file behind this checkpoint (tokenizer metadata, raw tensors), or null.
   virtual const GgufFile* gguf() const { return nullptr; }
   // tokenizer.json next to a safetensors checkpoint, or empty.

@@ -56,17 +56,20 @@ std::string hf_name_from_gguf(const std::string& g) {
   return "model.layers." + m[1].str() + "." + it->second + "." + m[3].str();
 }
 
-void llama_unpermute_rows(const float* src, float* dst, int64_t rows, int64_t cols, int64_t n_heads) {
+void llama_unpermute_row_bytes(const uint8_t* src, uint8_t* dst, int64_t rows, size_t row_bytes, int64_t n_heads) {
   ARWKV_ASSERT(n_heads > 0 && rows % n_heads == 0 && (rows / n_heads) % 2 == 0, "unpermute {} rows in {} heads",
                rows, n_heads);
   const int64_t d = rows / n_heads, half = d / 2;
   for (int64_t h = 0; h < n_heads; ++h)
     for (int64_t i = 0; i < half; ++i)
-      for (int64_t j = 0; j < 2; ++j) {
-        const float* from = src + (h * d + 2 * i + j) * cols;
-        float* to = dst + (h * d + j * half + i) * cols;
-        std::memcpy(to, from, static_cast<size_t>(cols) * sizeof(float));
-      }
+      for (int64_t j = 0; j < 2; ++j)
+        std::memcpy(dst + static_cast<size_t>(h * d + j * half + i) * row_bytes,
+                    src + static_cast<size_t>(h * d + 2 * i + j) * row_bytes, row_bytes);
+}
+
+void llama_unpermute_rows(const float* src, float* dst, int64_t rows, int64_t cols, int64_t n_heads) {
+  llama_unpermute_row_bytes(reinterpret_cast<const uint8_t*>(src), reinterpret_cast<uint8_t*>(dst), rows,
+                            static_cast<size_t>(cols) * sizeof(float), n_heads);
 }
 
 namespace {
@@ -103,12 +106,33 @@ class GgufCheckpoint final : public Checkpoint {
     const auto it = gguf_of_.find(name);
     if (it == gguf_of_.end()) fail("{}: no tensor named '{}'", path(), name);
     HostTensor t = file_->dequantize(*it->second);
+    file_->drop_pages(*it->second);
     const int64_t heads = permute_heads(name);
     if (heads == 0) return t;
     HostTensor out(t.shape);
     const int64_t rows = t.shape[0];
     llama_unpermute_rows(t.values.data(), out.values.data(), rows, t.shape.numel() / rows, heads);
     return out;
+  }
+
+  DType stored_dtype(const std::string& name) const override {
+    DType t = DType::F32;
+    const auto it = gguf_of_.find(name);
+    return it != gguf_of_.end() && compact_dtype(it->second->type, &t) ? t : DType::F32;
+  }
+
+  void load_stored(const std::string& name, void* dst) const override {
+    const DType dt = stored_dtype(name);
+    if (dt == DType::F32) return Checkpoint::load_stored(name, dst);
+    const GgufTensorInfo& info = *gguf_of_.at(name);
+    const int64_t heads = permute_heads(name);
+    auto* out = static_cast<uint8_t*>(dst);
+    if (heads == 0)
+      std::memcpy(out, file_->tensor_data(info), info.nbytes);
+    else
+      llama_unpermute_row_bytes(file_->tensor_data(info), out, info.n_rows(), dtype_row_bytes(dt, info.row_size()),
+                                heads);
+    file_->drop_pages(info);
   }
 
  private:

@@ -117,6 +117,8 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
   const GgufTensorInfo& tensor(const std::string& name) const;  // throws naming file + tensor
   const uint8_t* tensor_data(const GgufTensorInfo& info) const;
+  // Drops the tensor's mapped pages from the process once its data has been copied out.
+  void drop_pages(const GgufTensorInfo& info) const { file_.drop_pages(tensor_data(info), info.nbytes); }
 
   // fp32 copy in row-major shape info.shape(); rows [row_begin, row_end) only for dequantize_rows
   // (a row = ne[0] elements), written to dst.

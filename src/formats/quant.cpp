@@ -26,31 +26,31 @@ void block_q8_0(const uint8_t* b, float* y) {
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
 }
 
+// Low nibbles give elements 0..15, high nibbles 16..31; each half is its own loop so that the
+// compiler vectorises it (these decoders also feed the compact matmuls, tile by tile).
 void block_q4_0(const uint8_t* b, float* y) {
   const float d = load_f16(b);
-  const uint8_t* qs = b + 2;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>((qs[j] & 0x0F) - 8) * d;
-    y[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
-  }
+  uint8_t qs[16];  // a local copy: y cannot alias it, so the loops vectorise
+  std::memcpy(qs, b + 2, 16);
+  for (int j = 0; j < 16; ++j) y[j] = static_cast<float>((qs[j] & 0x0F) - 8) * d;
+  for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * d;
 }
 
 void block_q4_1(const uint8_t* b, float* y) {
   const float d = load_f16(b), m = load_f16(b + 2);
-  const uint8_t* qs = b + 4;
-  for (int j = 0; j < 16; ++j) {
-    y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
-    y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
-  }
+  uint8_t qs[16];
+  std::memcpy(qs, b + 4, 16);
+  for (int j = 0; j < 16; ++j) y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
+  for (int j = 0; j < 16; ++j) y[j + 16] = static_cast<float>(qs[j] >> 4) * d + m;
 }
 
 // The 5-bit values of a Q5_0/Q5_1 block: low nibbles from qs, fifth bits from qh.
-void q5_values(const uint8_t* qh_bytes, const uint8_t* qs, int* q) {
+void q5_values(const uint8_t* qh_bytes, const uint8_t* qs_bytes, int* q) {
   const uint32_t qh = load_u32(qh_bytes);
-  for (int j = 0; j < 16; ++j) {
-    q[j] = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
-    q[j + 16] = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
-  }
+  uint8_t qs[16];  // a local copy: q cannot alias it, so the loops vectorise
+  std::memcpy(qs, qs_bytes, 16);
+  for (int j = 0; j < 16; ++j) q[j] = (qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+  for (int j = 0; j < 16; ++j) q[j + 16] = (qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
 }
 
 void block_q5_0(const uint8_t* b, float* y) {
@@ -152,23 +152,28 @@ void block_q5_k(const uint8_t* b, float* y) {
   }
 }
 
+// Per half of 128: quarter p (elements 32p .. 32p+31) takes the low (p < 2) or high nibble of
+// ql[l + 32·(p & 1)] and bits 2p, 2p+1 of qh[l]; 16 consecutive elements share a scale.
 void block_q6_k(const uint8_t* b, float* y) {
   const float d = load_f16(b + 208);
   for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = b + 64 * h;
-    const uint8_t* qh = b + 128 + 32 * h;
-    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * h);
-    float* yh = y + 128 * h;
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      yh[l] = d * static_cast<float>(sc[is + 0]) * static_cast<float>(q1);
-      yh[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
-      yh[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
-      yh[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+    uint8_t ql[64], qh[32];  // local copies: y cannot alias them, so the loops vectorise
+    int8_t sc[8];
+    std::memcpy(ql, b + 64 * h, 64);
+    std::memcpy(qh, b + 128 + 32 * h, 32);
+    std::memcpy(sc, b + 192 + 8 * h, 8);
+    for (int p = 0; p < 4; ++p) {
+      const uint8_t* qlp = ql + 32 * (p & 1);
+      const int shift = p < 2 ? 0 : 4;
+      for (int g = 0; g < 2; ++g) {
+        const float dl = d * static_cast<float>(sc[g + 2 * p]);
+        float* out = y + 128 * h + 32 * p + 16 * g;
+        for (int i = 0; i < 16; ++i) {
+          const int l = 16 * g + i;
+          const int q = (((qlp[l] >> shift) & 0xF) | (((qh[l] >> (2 * p)) & 3) << 4)) - 32;
+          out[i] = dl * static_cast<float>(q);
+        }
+      }
     }
   }
 }
@@ -240,6 +245,41 @@ void dequantize_row(GgmlType t, const uint8_t* src, float* dst, int64_t n) {
     default: break;
   }
   ARWKV_ASSERT(false, "dequantize_row: unsupported type {}", ggml_type_name(t));
+}
+
+bool compact_dtype(GgmlType t, DType* out) {
+  switch (t) {
+    case GgmlType::F16: *out = DType::F16; return true;
+    case GgmlType::BF16: *out = DType::BF16; return true;
+    case GgmlType::Q4_0: *out = DType::Q4_0; return true;
+    case GgmlType::Q4_1: *out = DType::Q4_1; return true;
+    case GgmlType::Q5_0: *out = DType::Q5_0; return true;
+    case GgmlType::Q5_1: *out = DType::Q5_1; return true;
+    case GgmlType::Q8_0: *out = DType::Q8_0; return true;
+    case GgmlType::Q4_K: *out = DType::Q4_K; return true;
+    case GgmlType::Q5_K: *out = DType::Q5_K; return true;
+    case GgmlType::Q6_K: *out = DType::Q6_K; return true;
+    default: return false;
+  }
+}
+
+GgmlType ggml_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return GgmlType::F32;
+    case DType::F16: return GgmlType::F16;
+    case DType::BF16: return GgmlType::BF16;
+    case DType::Q4_0: return GgmlType::Q4_0;
+    case DType::Q4_1: return GgmlType::Q4_1;
+    case DType::Q5_0: return GgmlType::Q5_0;
+    case DType::Q5_1: return GgmlType::Q5_1;
+    case DType::Q8_0: return GgmlType::Q8_0;
+    case DType::Q4_K: return GgmlType::Q4_K;
+    case DType::Q5_K: return GgmlType::Q5_K;
+    case DType::Q6_K: return GgmlType::Q6_K;
+    case DType::I32: break;
+  }
+  ARWKV_ASSERT(false, "no ggml type for dtype {}", dtype_name(t));
+  return GgmlType::F32;
 }
 
 void quantize_row_q8_0(const float* src, uint8_t* dst, int64_t n) {

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace arwkv {
 
 enum class GgmlType : uint32_t {
@@ -48,6 +50,16 @@ size_t ggml_row_size(GgmlType t, int64_t n);
 // Converts n elements (a multiple of the block size) from src to fp32. The type must be one with
 // can_dequantize; anything else is an internal error (callers validate types at file open).
 void dequantize_row(GgmlType t, const uint8_t* src, float* dst, int64_t n);
+
+// Tensors kept compact in memory (core/tensor.h): the DType that holds a ggml type's storage as it
+// is. compact_dtype is true for F16, BF16 and the block types Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+// Q5_K, Q6_K, and false for F32 and types with no compact form here (they load as fp32).
+bool compact_dtype(GgmlType t, DType* out);
+GgmlType ggml_type_of(DType t);  // F32, F16, BF16 and the block types; anything else is an internal error
+// n elements (a multiple of the block) of a row stored as dtype t to fp32.
+inline void dequantize_row(DType t, const uint8_t* src, float* dst, int64_t n) {
+  dequantize_row(ggml_type_of(t), src, dst, n);
+}
 
 // Reference quantisers used by the writer: n a multiple of 32 (FORMATS.md §2.2).
 void quantize_row_q8_0(const float* src, uint8_t* dst, int64_t n);

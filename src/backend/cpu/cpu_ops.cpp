@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "backend/cpu/compact.h"
 #include "backend/cpu/loss.h"
 #include "backend/cpu/ops_backward.h"
 #include "backend/cpu/optim.h"
@@ -71,9 +72,10 @@ class CpuOps final : public Ops {
   void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) override {
     chk::matmul(Device::CPU, y, x, w, bias);
     const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
+    const int nt = omp_in_parallel() ? 1 : cpu::max_threads();
+    if (w.dtype != DType::F32) return matmul_compact(y, x, w, bias, accumulate, nt);
     const float *xp = x.f32(), *wp = w.f32(), *bp = bias ? bias->f32() : nullptr;
     float* yp = y.f32();
-    const int nt = omp_in_parallel() ? 1 : cpu::max_threads();
     const bool split_n = N >= 64 * nt || M < 4 * nt;
 #pragma omp parallel num_threads(nt) if (nt > 1 && M * N * K > (1 << 16))
     {
@@ -94,9 +96,12 @@ class CpuOps final : public Ops {
   void embedding(Tensor y, Tensor table, Tensor ids) override {
     chk::embedding(Device::CPU, y, table, ids);
     const int64_t C = table.dim(1), V = table.dim(0);
+    for (int64_t t = 0; t < ids.numel(); ++t)
+      if (ids.i32()[t] < 0 || ids.i32()[t] >= V)
+        fail("embedding: token id {} outside the vocabulary of {}", ids.i32()[t], V);
+    if (table.dtype != DType::F32) return cpu::embedding_compact(y.f32(), table, ids.i32(), ids.numel());
     for (int64_t t = 0; t < ids.numel(); ++t) {
       const int32_t id = ids.i32()[t];
-      if (id < 0 || id >= V) fail("embedding: token id {} outside the vocabulary of {}", id, V);
       std::memcpy(y.f32() + t * C, table.f32() + id * C, static_cast<size_t>(C) * sizeof(float));
     }
   }
@@ -181,6 +186,16 @@ class CpuOps final : public Ops {
   }
 
  private:
+  // matmul with a compact weight: bias first, then tiles of dequantised rows (backend/cpu/compact.h).
+  static void matmul_compact(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate, int nt) {
+    const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
+    float* yp = y.f32();
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) yp[m * N + n] = (accumulate ? yp[m * N + n] : 0.0f) + bias->f32()[n];
+    cpu::matmul_compact(M, N, K, x.f32(), w, bias || accumulate ? 1.0f : 0.0f, yp, nt);
+  }
+
   // Scratch that grows to the largest request and is then reused: no allocation in steady state.
   float* scratch(size_t n) {
     if (scratch_.size() < n) scratch_.resize(n);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/compact.h"
 #include "backend/cpu/vec_math.h"
 
 namespace arwkv::cpu {
@@ -53,13 +54,17 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int
 
 void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, bool accumulate_dx) {
   const int64_t M = dy.rows(), N = dy.cols(), K = w.cols();
-  const float *g = dy.f32(), *xp = x.f32(), *wp = w.f32();
+  const float *g = dy.f32(), *xp = x.f32();
   if (M == 0 || K == 0) return;
   if (N == 0) {  // no outputs: nothing flows back
     if (!empty(dx) && !accumulate_dx) std::fill_n(dx.f32(), dx.numel(), 0.0f);
     return;
   }
-  if (!empty(dx)) gemm(false, false, M, K, N, g, N, wp, K, accumulate_dx ? 1.0f : 0.0f, dx.f32(), K);
+  const float beta = accumulate_dx ? 1.0f : 0.0f;
+  if (!empty(dx) && w.dtype != DType::F32)  // a frozen compact weight (it has no dw)
+    matmul_dx_compact(M, N, K, g, w, beta, dx.f32(), threads_for(M * N * K / 16));
+  else if (!empty(dx))
+    gemm(false, false, M, K, N, g, N, w.f32(), K, beta, dx.f32(), K);
   if (!empty(dw)) gemm(true, false, N, K, M, g, N, xp, K, 1.0f, dw.f32(), K);
   if (empty(db)) return;
   float* bp = db.f32();

@@ -22,6 +22,7 @@ namespace arwkv::cuda_device {
 #include "backend/cuda/runtime_cuda.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/wkv7_kernels.h"
+#include "backend/cuda/dequant_kernels.h"
 #include "backend/cuda/cuda_ops_impl.h"
 }  // namespace arwkv::cuda_device
 

@@ -21,6 +21,7 @@ namespace arwkv::cuda_emulated {
 #include "backend/cuda/runtime_emulated.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/wkv7_kernels.h"
+#include "backend/cuda/dequant_kernels.h"
 #include "backend/cuda/cuda_ops_impl.h"
 }  // namespace arwkv::cuda_emulated
 

@@ -47,7 +47,12 @@ class GpuOps final : public Ops {
     chk::matmul(Device::CUDA, y, x, w, bias);
     const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
     if (M == 0 || N == 0) return;
-    if (K == 0) {
+    if (w.dtype != DType::F32 && K > 0) {  // tiles of dequantised weight rows, each one GEMM into y[:, a:b]
+      for_weight_tiles(w, 0, N, [&](const float* tile, int64_t a, int64_t b) {
+        rt::gemm(true, false, int_of(b - a), int_of(M), int_of(K), 1.0f, tile, int_of(K), f32p(x), int_of(K),
+                 accumulate ? 1.0f : 0.0f, f32p(y) + a, int_of(N));
+      });
+    } else if (K == 0) {
       if (!accumulate) rt::zero_device(y.data, y.nbytes());
     } else {  // row-major y = x·wᵀ is column-major yᵀ = wᵀ'·x' with w' = w seen column-major (K×N)
       rt::gemm(true, false, int_of(N), int_of(M), int_of(K), 1.0f, f32p(w), int_of(K), f32p(x), int_of(K),
@@ -59,6 +64,9 @@ class GpuOps final : public Ops {
   void embedding(Tensor y, Tensor table, Tensor ids) override {
     chk::embedding(Device::CUDA, y, table, ids);
     check_ids("embedding", ids, table.dim(0));
+    if (table.dtype != DType::F32)
+      return flat(&k_embedding_compact, y.numel(), f32p(y), static_cast<const uint8_t*>(table.data), i32p(ids),
+                  table.dtype, row_bytes(table), block_of(table), block_bytes_of(table), ids.numel(), table.dim(1));
     flat(&k_embedding, y.numel(), f32p(y), f32p(table), i32p(ids), ids.numel(), table.dim(1));
   }
 
@@ -173,7 +181,14 @@ class GpuOps final : public Ops {
     chk::matmul_backward(Device::CUDA, dx, dw, db, dy, x, w);
     const int64_t M = dy.rows(), N = dy.cols(), K = x.cols();
     if (N == 0 || K == 0) return;
-    if (f32p(dx) && M > 0)  // dxᵀ = wᵀ·dyᵀ (column-major: w is K×N, dy is N×M)
+    if (f32p(dx) && M > 0 && w.dtype != DType::F32) {  // a frozen compact w: dx = Σ_tiles dy[:, a:b]·w[a:b, :]
+      bool first = true;
+      for_weight_tiles(w, 0, N, [&](const float* tile, int64_t a, int64_t b) {
+        rt::gemm(false, false, int_of(K), int_of(M), int_of(b - a), 1.0f, tile, int_of(K), f32p(dy) + a, int_of(N),
+                 accumulate_dx || !first ? 1.0f : 0.0f, f32p(dx), int_of(K));
+        first = false;
+      });
+    } else if (f32p(dx) && M > 0)  // dxᵀ = wᵀ·dyᵀ (column-major: w is K×N, dy is N×M)
       rt::gemm(false, false, int_of(K), int_of(M), int_of(N), 1.0f, f32p(w), int_of(K), f32p(dy), int_of(N),
                accumulate_dx ? 1.0f : 0.0f, f32p(dx), int_of(K));
     if (f32p(dw) && M > 0)  // dwᵀ += xᵀ·dy (column-major: x is K×M, dy is N×M read transposed)
@@ -299,6 +314,33 @@ class GpuOps final : public Ops {
 
  private:
   Buffer scratch_;
+  Buffer tile_;  // dequantised rows of a compact weight
+
+  // A compact weight's tiles hold at most this many floats (16 MiB on the device).
+  static constexpr int64_t kTileFloats = int64_t{1} << 22;
+
+  static int64_t row_bytes(const Tensor& w) { return static_cast<int64_t>(dtype_row_bytes(w.dtype, w.cols())); }
+  static int block_of(const Tensor& w) { return static_cast<int>(dtype_block(w.dtype)); }
+  static int block_bytes_of(const Tensor& w) { return static_cast<int>(dtype_block_bytes(w.dtype)); }
+
+  // Calls f(tile, a, b) for consecutive row ranges [a, b) of rows [r0, r1) of the compact weight w,
+  // tile holding rows a..b dequantised to fp32 on the device (row after row, K floats each).
+  template <typename F>
+  void for_weight_tiles(const Tensor& w, int64_t r0, int64_t r1, F f) {
+    const int64_t K = w.cols(), step = std::max<int64_t>(1, std::min(r1 - r0, kTileFloats / std::max<int64_t>(K, 1)));
+    const size_t bytes = static_cast<size_t>(step * K) * sizeof(float);
+    if (tile_.size() < bytes) {
+      tile_ = Buffer();
+      tile_ = alloc(bytes);
+    }
+    float* tile = static_cast<float*>(tile_.data());
+    for (int64_t a = r0; a < r1; a += step) {
+      const int64_t b = std::min(r1, a + step);
+      flat(&k_dequantize_rows, (b - a) * K, tile, static_cast<const uint8_t*>(w.data), w.dtype, row_bytes(w),
+           block_of(w), block_bytes_of(w), a, b - a, K);
+      f(tile, a, b);
+    }
+  }
 
   static int int_of(int64_t n) {
     if (n > 0x7fffffff) fail("{}: dimension {} exceeds cuBLAS's 32-bit sizes", rt::kBackendName, n);

@@ -6,10 +6,12 @@
 //   GPU_SHARED         a block's shared array (static thread_local under emulation: one block runs at a time per thread)
 //   gpu_sync()         __syncthreads
 //   gpu_dyn_shared<T>  the launch's dynamic shared memory
+//   gpu_float_from_bits  the float whose IEEE-754 bits are u (__uint_as_float)
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
@@ -25,6 +27,7 @@ __device__ __forceinline__ T* gpu_dyn_shared() {
   return reinterpret_cast<T*>(dyn_shared_storage);
 }
 __device__ __forceinline__ float gpu_rsqrt(float x) { return rsqrtf(x); }
+__device__ __forceinline__ float gpu_float_from_bits(uint32_t u) { return __uint_as_float(u); }
 }  // namespace arwkv::gpu_lang
 #else
 #include "backend/cuda/emu/emu.h"
@@ -39,5 +42,10 @@ T* gpu_dyn_shared() {
   return static_cast<T*>(::arwkv::emu::context().dyn_shared);
 }
 inline float gpu_rsqrt(float x) { return 1.0f / std::sqrt(x); }
+inline float gpu_float_from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
 }  // namespace arwkv::gpu_lang
 #endif

@@ -24,11 +24,23 @@ struct TeacherCapture {
   std::vector<HostTensor> attn_output;  // after o_proj, before the residual add
 };
 
+// The program-wide default of TeacherOptions::compact (true; arwkv --f32-weights makes it false).
+void set_compact_weights_default(bool compact);
+bool compact_weights_default();
+
+// How the teacher holds its weights.
+struct TeacherOptions {
+  // Matrices (embedding, projections, MLP, head) stay as the checkpoint stores them when that is
+  // a compact dtype (bf16, f16, GGUF quantisation blocks): the ops read them directly, dequantising
+  // a tile at a time. false: every tensor becomes an fp32 copy, as the checkpoint's load() gives it.
+  bool compact = compact_weights_default();
+};
+
 class Teacher final : public LanguageModel {
  public:
   // Reads every tensor of teacher_tensors(config) from the checkpoint; throws arwkv::Error naming
   // the checkpoint for a missing tensor, a wrong shape or an unusable config.
-  Teacher(const Checkpoint& checkpoint, Ops& ops);
+  Teacher(const Checkpoint& checkpoint, Ops& ops, TeacherOptions options = {});
   ~Teacher() override;
 
   const ModelConfig& config() const override { return cfg_; }
@@ -45,7 +57,7 @@ class Teacher final : public LanguageModel {
   // forward() without the final norm and the vocabulary-wide head.
   void capture_layers(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, TeacherCapture& capture) const;
 
-  size_t weight_bytes() const;
+  size_t weight_bytes() const;  // the weights as held (compact or fp32)
 
   struct Layer;
   struct Workspace;

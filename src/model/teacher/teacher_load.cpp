@@ -2,9 +2,12 @@
 // the checkpoint into one backend buffer, and carving the per-layer views.
 #include <fmt/format.h>
 
+#include <atomic>
 #include <map>
+#include <vector>
 
 #include "core/finite.h"
+#include "formats/quant.h"
 #include "formats/checkpoint.h"
 #include "model/teacher/teacher_parts.h"
 #include "model/teacher/teacher_tensors.h"
@@ -12,9 +15,31 @@
 namespace arwkv {
 namespace {
 
+std::atomic<bool> g_compact_weights{true};
+
 constexpr size_t kAlign = 64;  // every tensor starts on a cache line
 
-size_t aligned_bytes(const Shape& s) { return (static_cast<size_t>(s.numel()) * 4 + kAlign - 1) / kAlign * kAlign; }
+size_t aligned_bytes(const Shape& s, DType dt = DType::F32) {
+  const Tensor t{nullptr, s, dt, Device::CPU};
+  return (t.nbytes() + kAlign - 1) / kAlign * kAlign;
+}
+
+// Refuses (or, when allowed, warns about) a compact tensor with non-finite values, as fp32 ones are.
+void check_finite_stored(const Tensor& host, const std::string& file, const std::string& name) {
+  const int64_t rows = host.rows(), cols = host.cols();
+  const size_t row_bytes = dtype_row_bytes(host.dtype, cols);
+  std::vector<float> values(static_cast<size_t>(cols));
+  const auto* bytes = static_cast<const uint8_t*>(host.data);
+  for (int64_t r = 0; r < rows; ++r) {
+    dequantize_row(host.dtype, bytes + static_cast<size_t>(r) * row_bytes, values.data(), cols);
+    if (count_nonfinite(values) == 0) continue;
+    values.resize(static_cast<size_t>(rows * cols));  // the rare bad file: the whole tensor, for the message
+    for (int64_t i = 0; i < rows; ++i)
+      dequantize_row(host.dtype, bytes + static_cast<size_t>(i) * row_bytes, values.data() + i * cols, cols);
+    check_finite_weights(values, file, name);
+    return;
+  }
+}
 
 void check_config(const ModelConfig& c, const std::string& path) {
   if (c.arch != Arch::Llama && c.arch != Arch::Qwen2) fail("{}: not a Llama or Qwen2 model", path);
@@ -30,32 +55,51 @@ void check_config(const ModelConfig& c, const std::string& path) {
 
 }  // namespace
 
-Teacher::Teacher(const Checkpoint& ckpt, Ops& ops) : cfg_(ckpt.config()), ops_(&ops) {
+void set_compact_weights_default(bool compact) { g_compact_weights = compact; }
+bool compact_weights_default() { return g_compact_weights; }
+
+Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg_(ckpt.config()), ops_(&ops) {
   check_config(cfg_, ckpt.path());
   // An untied model without lm_head.weight falls back to the embedding, as HF does.
   bool tied = cfg_.tie_embeddings || !ckpt.has("lm_head.weight");
   cfg_.tie_embeddings = tied;
 
-  std::vector<TensorSpec> specs;
+  // Matrices may stay compact; norms and biases are fp32 (the ops read them as such).
+  std::vector<std::pair<TensorSpec, DType>> specs;
   size_t total = 0;
   for (TensorSpec& s : teacher_tensors(cfg_)) {
     if (s.name == "lm_head.weight" && tied) continue;
     if (!ckpt.has(s.name)) fail("{}: missing tensor {} {}", ckpt.path(), s.name, s.shape.str());
-    total += aligned_bytes(s.shape);
-    specs.push_back(std::move(s));
+    DType dt = options.compact && s.shape.ndim == 2 ? ckpt.stored_dtype(s.name) : DType::F32;
+    if (s.shape[s.shape.ndim - 1] % dtype_block(dt) != 0) dt = DType::F32;
+    total += aligned_bytes(s.shape, dt);
+    specs.emplace_back(std::move(s), dt);
   }
   weights_ = ops.alloc(total);
   std::map<std::string, Tensor> views;
   size_t offset = 0;
-  for (const TensorSpec& s : specs) {
-    HostTensor host = ckpt.load(s.name);
-    if (!(host.shape == s.shape))
-      fail("{}: tensor {} has shape {}, the config implies {}", ckpt.path(), s.name, host.shape.str(), s.shape.str());
-    check_finite_weights(host.values, ckpt.path(), s.name);
-    Tensor t{static_cast<char*>(weights_.data()) + offset, s.shape, DType::F32, ops.device()};
-    ops.upload(t, host.values.data());
+  std::vector<uint8_t> staging;  // a compact tensor on its way to a device other than the host
+  for (const auto& [s, dt] : specs) {
+    Tensor t{static_cast<char*>(weights_.data()) + offset, s.shape, dt, ops.device()};
+    if (dt == DType::F32) {
+      HostTensor host = ckpt.load(s.name);
+      if (!(host.shape == s.shape))
+        fail("{}: tensor {} has shape {}, the config implies {}", ckpt.path(), s.name, host.shape.str(), s.shape.str());
+      check_finite_weights(host.values, ckpt.path(), s.name);
+      ops.upload(t, host.values.data());
+    } else {  // the shape was checked when the checkpoint opened
+      Tensor host = t;
+      if (ops.device() != Device::CPU) {
+        staging.resize(t.nbytes());
+        host.data = staging.data();
+        host.device = Device::CPU;
+      }
+      ckpt.load_stored(s.name, host.data);
+      check_finite_stored(host, ckpt.path(), s.name);
+      if (ops.device() != Device::CPU) ops.upload(t, host.data);
+    }
     views[s.name] = t;
-    offset += aligned_bytes(s.shape);
+    offset += aligned_bytes(s.shape, dt);
   }
 
   auto get = [&](const std::string& name) { return views.count(name) ? views.at(name) : Tensor{}; };

@@ -14,6 +14,7 @@
 #include "backend/op_checks.h"
 #include "backend/student_op_checks.h"
 #include "backend/ops.h"
+#include "formats/quant.h"
 
 namespace arwkv {
 namespace {
@@ -21,6 +22,18 @@ namespace {
 namespace chk = op_checks;
 
 void free_host(void* p) { std::free(p); }
+
+// A weight as fp32: itself, or a compact one dequantised whole into store (formats/quant.h, the
+// decoders checked against the gguf package). The reference is the tests' oracle, not fast.
+Tensor as_f32(const Tensor& w, std::vector<float>& store) {
+  if (w.dtype == DType::F32) return w;
+  store.resize(static_cast<size_t>(w.numel()));
+  const size_t row_bytes = dtype_row_bytes(w.dtype, w.cols());
+  for (int64_t r = 0; r < w.rows(); ++r)
+    dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * row_bytes,
+                   store.data() + r * w.cols(), w.cols());
+  return Tensor{store.data(), w.shape, DType::F32, w.device};
+}
 
 class ReferenceOps final : public Ops {
  public:
@@ -38,7 +51,8 @@ class ReferenceOps final : public Ops {
   void matmul(Tensor y, Tensor x, Tensor w, const Tensor* bias, bool accumulate) override {
     chk::matmul(Device::CPU, y, x, w, bias);
     const int64_t M = x.rows(), K = x.cols(), N = w.dim(0);
-    const float *xp = x.f32(), *wp = w.f32();
+    std::vector<float> w32;
+    const float *xp = x.f32(), *wp = as_f32(w, w32).f32();
     float* yp = y.f32();
     for (int64_t m = 0; m < M; ++m)
       for (int64_t n = 0; n < N; ++n) {
@@ -51,6 +65,8 @@ class ReferenceOps final : public Ops {
   void embedding(Tensor y, Tensor table, Tensor ids) override {
     chk::embedding(Device::CPU, y, table, ids);
     const int64_t C = table.dim(1), V = table.dim(0);
+    std::vector<float> t32;
+    table = as_f32(table, t32);
     for (int64_t t = 0; t < ids.numel(); ++t) {
       const int32_t id = ids.i32()[t];
       if (id < 0 || id >= V) fail("embedding: token id {} outside the vocabulary of {}", id, V);
@@ -176,7 +192,8 @@ class ReferenceOps final : public Ops {
   // Training (ops.h): backward passes, losses and optimiser steps, in ops_backward_ref.cpp, student_backward_ref.cpp and loss_ref.cpp.
   void matmul_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, bool accumulate_dx) override {
     chk::matmul_backward(device(), dx, dw, db, dy, x, w);
-    ref::matmul_backward(dx, dw, db, dy, x, w, accumulate_dx);
+    std::vector<float> w32;
+    ref::matmul_backward(dx, dw, db, dy, x, as_f32(w, w32), accumulate_dx);
   }
   void embedding_backward(Tensor dtable, Tensor dy, Tensor ids) override {
     chk::embedding_backward(device(), dtable, dy, ids);
