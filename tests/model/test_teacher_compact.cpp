@@ -13,6 +13,7 @@
 #include "backend/ops.h"
 #include "formats/checkpoint.h"
 #include "model/teacher/teacher.h"
+#include "backend_cases.h"
 #include "test_util.h"
 
 namespace arwkv {
@@ -20,17 +21,8 @@ namespace {
 
 using test::max_rel_error;
 
-struct BackendCase {
-  std::string name;
-  std::function<std::unique_ptr<Ops>()> make;
-};
-
-std::vector<BackendCase> backends() {
-  std::vector<BackendCase> out{{"reference", make_reference_ops}, {"cpu", make_cpu_ops},
-                               {"cuda_emulated", make_cuda_emulated_ops}};
-  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
-  return out;
-}
+using test::BackendCase;
+using test::backends;
 
 class TeacherCompact : public ::testing::TestWithParam<BackendCase> {};
 

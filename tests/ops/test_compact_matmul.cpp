@@ -18,6 +18,7 @@
 #include "backend/ops.h"
 #include "core/half.h"
 #include "formats/quant.h"
+#include "backend_cases.h"
 #include "test_util.h"
 
 namespace arwkv {
@@ -114,17 +115,8 @@ std::vector<float> fetch(Ops& ops, const Tensor& t) {
   return out;
 }
 
-struct BackendCase {
-  std::string name;
-  std::function<std::unique_ptr<Ops>()> make;
-};
-
-std::vector<BackendCase> backends() {
-  std::vector<BackendCase> out{{"reference", make_reference_ops}, {"cpu", make_cpu_ops},
-                               {"cuda_emulated", make_cuda_emulated_ops}};
-  if (cuda_available()) out.push_back({"cuda", make_cuda_ops});
-  return out;
-}
+using test::BackendCase;
+using test::backends;
 
 class CompactTest : public ::testing::TestWithParam<BackendCase> {
  public:
