@@ -68,6 +68,7 @@ max_len_of() {
   case "$1" in
     fuzz_state_file) echo 81920 ;;
     fuzz_gguf | fuzz_safetensors | fuzz_tokenizer_json | fuzz_dataset) echo 8192 ;;
+    fuzz_tokenize) echo 1024 ;;
     *) echo 4096 ;;
   esac
 }
