@@ -93,7 +93,8 @@ nlohmann::json DataManifest::to_json() const {
 }
 
 DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object() || j.value("format", "") != kDataFormatName)
+  const auto format = j.is_object() ? j.find("format") : j.end();  // value() throws for a non-string
+  if (format == j.end() || !format->is_string() || *format != kDataFormatName)
     fail("{}: not an arwkv data manifest (format is not \"{}\")", source, kDataFormatName);
   DataManifest m;
   try {

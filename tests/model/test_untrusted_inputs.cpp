@@ -201,6 +201,10 @@ TEST(UntrustedInputs, DataManifestCountsMustBeNonNegativeIntegers) {
     const std::string dir = std::filesystem::path(d.write("manifest.json", manifest_with_shard(bad).dump())).parent_path();
     expect_error([&] { Dataset::open(dir); }, {"manifest.json", "'documents'"});
   }
+  // Found by the dataset target: a "format" that is not a string threw nlohmann's type_error.
+  nlohmann::json m = manifest_with_shard(1);
+  m["format"] = nlohmann::json::array({1});
+  expect_error([&] { DataManifest::from_json(m, "manifest.json"); }, {"manifest.json", "not an arwkv data manifest"});
   expect_error([&] { DataCursor::from_json({{"epoch", 0.5}, {"index", 0}, {"offset", 0}}, "ck"); }, {"ck", "'epoch'"});
 }
 
