@@ -32,16 +32,26 @@ nlohmann::json split_json(const DataSplitInfo& s) {
           {"mask_tokens", s.n_mask_tokens}, {"shards", shards}};
 }
 
-DataSplitInfo split_from_json(const nlohmann::json& j) {
+// A count: a non-negative integer (a float, a negative or a huge number is an error, not a cast).
+int64_t count_of(const nlohmann::json& j, const char* key, const std::string& source) {
+  const nlohmann::json& v = j.at(key);
+  constexpr int64_t kMax = int64_t{1} << 48;
+  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(kMax)
+                                         : v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMax;
+  if (!ok) fail("{}: '{}' is {}, expected a count in [0, 2^48]", source, key, v.dump());
+  return v.get<int64_t>();
+}
+
+DataSplitInfo split_from_json(const nlohmann::json& j, const std::string& source) {
   DataSplitInfo s;
-  s.n_documents = j.at("documents").get<int64_t>();
-  s.n_tokens = j.at("tokens").get<int64_t>();
-  s.n_chat_documents = j.at("chat_documents").get<int64_t>();
-  s.n_mask_tokens = j.at("mask_tokens").get<int64_t>();
+  s.n_documents = count_of(j, "documents", source);
+  s.n_tokens = count_of(j, "tokens", source);
+  s.n_chat_documents = count_of(j, "chat_documents", source);
+  s.n_mask_tokens = count_of(j, "mask_tokens", source);
   for (const auto& d : j.at("shards"))
     s.shards.push_back({d.at("tokens").get<std::string>(), d.at("docs").get<std::string>(),
-                        d.at("mask").get<std::string>(), d.at("documents").get<int64_t>(),
-                        d.at("n_tokens").get<int64_t>()});
+                        d.at("mask").get<std::string>(), count_of(d, "documents", source),
+                        count_of(d, "n_tokens", source)});
   return s;
 }
 
@@ -83,29 +93,33 @@ nlohmann::json DataManifest::to_json() const {
 }
 
 DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object() || j.value("format", "") != kDataFormatName)
+  const auto format = j.is_object() ? j.find("format") : j.end();  // value() throws for a non-string
+  if (format == j.end() || !format->is_string() || *format != kDataFormatName)
     fail("{}: not an arwkv data manifest (format is not \"{}\")", source, kDataFormatName);
   DataManifest m;
   try {
-    m.version = j.at("version").get<int>();
-    if (m.version > kDataFormatVersion)
-      fail("{}: data format version {} is newer than this program reads ({})", source, m.version, kDataFormatVersion);
+    const nlohmann::json& version = j.at("version");
+    if (!version.is_number_integer() || version.get<int64_t>() < 1)
+      fail("{}: data format version {} is not a positive integer", source, version.dump());
+    if (version.get<int64_t>() > kDataFormatVersion)
+      fail("{}: data format version {} is newer than this program reads ({})", source, version.dump(), kDataFormatVersion);
+    m.version = static_cast<int>(version.get<int64_t>());
     if (j.at("token_dtype").get<std::string>() != "uint32")
       fail("{}: token_dtype {} is not supported (uint32 only)", source, j.at("token_dtype").dump());
     const auto& t = j.at("tokenizer");
-    m.tokenizer = {t.at("source").get<std::string>(), t.at("vocab_size").get<int64_t>(),
+    m.tokenizer = {t.at("source").get<std::string>(), count_of(t, "vocab_size", source),
                    t.at("vocab_hash").get<std::string>()};
     m.has_masks = j.at("has_masks").get<bool>();
-    m.max_token_id = j.at("max_token_id").get<int64_t>();
+    m.max_token_id = j.at("max_token_id") == -1 ? -1 : count_of(j, "max_token_id", source);
+    if (!j.at("seed").is_number_unsigned()) fail("{}: the seed is not an unsigned integer", source);
     m.seed = j.at("seed").get<uint64_t>();
     m.val_fraction = j.at("val_fraction").get<double>();
-    m.shard_tokens = j.at("shard_tokens").get<int64_t>();
-    m.train = split_from_json(j.at("splits").at("train"));
-    m.val = split_from_json(j.at("splits").at("val"));
+    m.shard_tokens = count_of(j, "shard_tokens", source);
+    m.train = split_from_json(j.at("splits").at("train"), source);
+    m.val = split_from_json(j.at("splits").at("val"), source);
     for (const auto& i : j.at("inputs"))
-      m.inputs.push_back({i.at("path").get<std::string>(), i.at("kind").get<std::string>(),
-                          i.at("files").get<int64_t>(), i.at("documents").get<int64_t>(),
-                          i.at("tokens").get<int64_t>()});
+      m.inputs.push_back({i.at("path").get<std::string>(), i.at("kind").get<std::string>(), count_of(i, "files", source),
+                          count_of(i, "documents", source), count_of(i, "tokens", source)});
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed manifest: {}", source, e.what());
   }

@@ -21,6 +21,8 @@ nlohmann::json DataCursor::to_json() const { return {{"epoch", epoch}, {"index",
 
 DataCursor DataCursor::from_json(const nlohmann::json& j, const std::string& source) {
   try {
+    for (const char* key : {"epoch", "index", "offset"})
+      if (!j.at(key).is_number_unsigned()) fail("{}: malformed data cursor: '{}' is not an unsigned integer", source, key);
     return {j.at("epoch").get<uint64_t>(), j.at("index").get<uint64_t>(), j.at("offset").get<uint64_t>()};
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed data cursor: {}", source, e.what());
@@ -51,6 +53,7 @@ void Dataset::map_split(DataSplit which, const DataSplitInfo& info) {
   for (const DataShard& shard : info.shards) {
     const auto shard_index = static_cast<uint32_t>(s.tokens.size());
     const MmapFile& tokens = s.tokens.emplace_back((fs::path(dir_) / shard.tokens_file).string());
+    // Counts are at most 2^48 (DataManifest::from_json), so these products do not overflow.
     if (tokens.size() != static_cast<size_t>(shard.n_tokens) * sizeof(uint32_t))
       fail("{}: {} bytes, but the manifest says {} tokens", tokens.path(), tokens.size(), shard.n_tokens);
     const MmapFile docs((fs::path(dir_) / shard.docs_file).string());

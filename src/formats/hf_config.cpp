@@ -44,6 +44,16 @@ void check_sizes(const ModelConfig& c, const std::string& src) {
       c.intermediate_size <= 0 || c.vocab_size <= 0)
     fail("{}: sizes must be positive (hidden {}, layers {}, heads {}, kv heads {}, head_dim {}, ffn {}, vocab {})",
          src, c.hidden_size, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.intermediate_size, c.vocab_size);
+  // Far above any real model (the largest have ~130 layers, 16k hidden, 53k ffn, 256k vocab), low
+  // enough that sizes derived from these (tensor lists, shapes, their products) stay small.
+  constexpr int64_t kMaxLayers = 4096, kMaxWidth = int64_t{1} << 20, kMaxHeads = 1 << 16, kMaxVocab = int64_t{1} << 24;
+  if (c.n_layers > kMaxLayers || c.hidden_size > kMaxWidth || c.intermediate_size > kMaxWidth ||
+      c.n_heads > kMaxHeads || c.n_kv_heads > kMaxHeads || c.head_dim > kMaxWidth ||
+      c.n_heads * c.head_dim > kMaxWidth || c.vocab_size > kMaxVocab)
+    fail("{}: implausible sizes (hidden {}, layers {}, heads {}, kv heads {}, head_dim {}, ffn {}, vocab {}): at most "
+         "{} layers, widths of {}, {} heads and a vocabulary of {}",
+         src, c.hidden_size, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.intermediate_size, c.vocab_size,
+         kMaxLayers, kMaxWidth, kMaxHeads, kMaxVocab);
   if (c.n_heads % c.n_kv_heads != 0)
     fail("{}: {} attention heads are not a multiple of {} key/value heads", src, c.n_heads, c.n_kv_heads);
   if (c.head_dim % 2 != 0) fail("{}: head_dim {} is odd", src, c.head_dim);

@@ -34,6 +34,19 @@ void put(std::vector<uint8_t>& out, const T& v) {
   out.insert(out.end(), p, p + sizeof(T));
 }
 
+// An integer field of the header in [lo, hi]: a float or an out-of-range number is an error, not a cast.
+int64_t header_int(const std::string& path, const nlohmann::json& j, const char* key, int64_t lo, int64_t hi) {
+  const nlohmann::json& v = j.at(key);
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi) && lo <= 0
+                        : v.is_number_integer() && v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  if (!in_range) fail("{}: bad state header: '{}' is {}, expected an integer in [{}, {}]", path, key, v.dump(), lo, hi);
+  return v.is_number_unsigned() ? static_cast<int64_t>(v.get<uint64_t>()) : v.get<int64_t>();
+}
+
+// Tokens a state may say it holds: an RNN's count is not bounded by its size, but it stays far below
+// where adding a prompt to it could overflow.
+constexpr int64_t kMaxTokens = int64_t{1} << 48;
+
 struct Parsed {
   nlohmann::json header;
   std::vector<uint8_t> bytes;
@@ -70,7 +83,7 @@ Parsed parse(const std::string& path) {
 
 int64_t state_file_tokens(const std::string& path) {
   try {
-    return parse(path).header.at("n_tokens").get<int64_t>();
+    return header_int(path, parse(path).header, "n_tokens", 0, kMaxTokens);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: bad state header: {}", path, e.what());
   }
@@ -114,26 +127,32 @@ std::vector<float> load_state_file(const std::string& path, const LanguageModel&
   try {
     const std::string want = fingerprint(model), got = p.header.at("model").get<std::string>();
     if (want != got) fail("{}: the state belongs to a model \"{}\", not this one (\"{}\")", path, got, want);
-    state.set_n_tokens(p.header.at("n_tokens").get<int64_t>());
+    state.set_n_tokens(header_int(path, p.header, "n_tokens", 0, kMaxTokens));
     std::vector<StateTensor> tensors = state.tensors();
     const auto& list = p.header.at("tensors");
-    if (list.size() != tensors.size())
+    if (!list.is_array() || list.size() != tensors.size())
       fail("{}: the state has {} tensors, this model's has {}", path, list.size(), tensors.size());
     const size_t end = p.bytes.size() - 8;
     uint64_t used = 0;
     for (size_t i = 0; i < tensors.size(); ++i) {
       const Tensor& t = tensors[i].tensor;
-      const auto shape = list[i].at("shape").get<std::vector<int64_t>>();
+      const auto& dims = list[i].at("shape");
+      std::vector<int64_t> shape;
+      for (const auto& d : dims) {
+        if (!d.is_number_integer() || shape.size() == static_cast<size_t>(kMaxDims))
+          fail("{}: state tensor {} has a bad shape {}", path, tensors[i].name, dims.dump());
+        shape.push_back(d.get<int64_t>());
+      }
       if (list[i].at("name").get<std::string>() != tensors[i].name || !(Shape::from(shape) == t.shape))
         fail("{}: state tensor {} {} does not match this model's {} {}", path, list[i].at("name").get<std::string>(),
              Shape::from(shape).str(), tensors[i].name, t.shape.str());
-      const uint64_t off = list[i].at("offset").get<uint64_t>();
-      if (off != used || p.payload + off + t.nbytes() > end) fail("{}: state tensor {} lies outside the file", path, tensors[i].name);
+      const auto off = static_cast<uint64_t>(header_int(path, list[i], "offset", 0, INT64_MAX));
+      if (off != used || t.nbytes() > end - p.payload - off) fail("{}: state tensor {} lies outside the file", path, tensors[i].name);
       model.ops().upload(t, p.bytes.data() + p.payload + off);
       used += t.nbytes();
     }
-    const size_t V = p.header.at("logits").get<size_t>();
-    if (p.payload + used + V * sizeof(float) != end) fail("{}: the state file's size does not match its header", path);
+    const auto V = static_cast<size_t>(header_int(path, p.header, "logits", 0, INT64_MAX));
+    if (V > (end - p.payload - used) / sizeof(float) || p.payload + used + V * sizeof(float) != end) fail("{}: the state file's size does not match its header", path);
     std::vector<float> logits(V);
     std::memcpy(logits.data(), p.bytes.data() + p.payload + used, V * sizeof(float));
     return logits;

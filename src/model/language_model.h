@@ -16,6 +16,10 @@ namespace arwkv {
 
 class Ops;
 
+// The most tokens a state with a KV cache may be asked to hold: far beyond any model's context,
+// and small enough that the cache's size cannot overflow (a larger request is an error).
+inline constexpr int64_t kMaxStateTokens = int64_t{1} << 24;
+
 struct StateTensor {
   std::string name;
   Tensor tensor;  // a view on the model's device

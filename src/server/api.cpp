@@ -22,7 +22,7 @@ json parse_body(const std::string& body) {
     json j = json::parse(body);
     if (!j.is_object()) bad("the request body must be a JSON object", "invalid_json");
     return j;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large for a double
     bad(std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
   }
 }

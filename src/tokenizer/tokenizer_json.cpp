@@ -44,6 +44,14 @@ std::string regex_escape(const std::string& s) {
   return out;
 }
 
+// A token id: an integer in [0, 2^24] (a float, a negative or a huge number is an error, not a cast).
+int32_t token_id_of(const std::string& path, const json& v, const std::string& what) {
+  const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() <= (1u << 24)
+                                        : v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= (1 << 24);
+  if (!ok) fail("{}: {} has id {}, expected an integer in [0, 2^24]", path, what, v.dump());
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
 bool pre_tokenizer(const std::string& path, const json& p, std::vector<std::string>& regexes) {
   if (p.is_null()) return false;
   const std::string type = p.value("type", "");
@@ -95,8 +103,7 @@ void read_model(const std::string& path, const json& m, TokenizerData& d) {
   d.ignore_merges = m.value("ignore_merges", false);
   const json& vocab = m.at("vocab");
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > (1 << 24)) fail("{}: vocab entry '{}' has id {}", path, it.key(), id);
+    const int32_t id = token_id_of(path, it.value(), fmt::format("vocab entry '{}'", it.key()));
     if (static_cast<size_t>(id) >= d.tokens.size()) d.tokens.resize(id + 1);
     d.tokens[id] = it.key();
   }
@@ -114,9 +121,9 @@ void read_model(const std::string& path, const json& m, TokenizerData& d) {
 
 void read_added_tokens(const json& list, TokenizerData& d) {
   for (const json& t : list) {
-    AddedToken a{t.at("id").get<int32_t>(), t.at("content").get<std::string>(), t.value("special", false),
-                 t.value("lstrip", false), t.value("rstrip", false)};
-    if (a.id < 0) fail("{}: added token '{}' has id {}", d.source, a.content, a.id);
+    const std::string content = t.at("content").get<std::string>();
+    AddedToken a{token_id_of(d.source, t.at("id"), fmt::format("added token '{}'", content)), content,
+                 t.value("special", false), t.value("lstrip", false), t.value("rstrip", false)};
     if (static_cast<size_t>(a.id) >= d.tokens.size()) d.tokens.resize(a.id + 1);
     d.tokens[a.id] = a.content;
     d.added_tokens.push_back(std::move(a));
@@ -132,7 +139,7 @@ std::string token_content(const json& v) {
 // tokenizer_config.json, chat_template.jinja, generation_config.json next to tokenizer.json.
 void read_siblings(const std::filesystem::path& dir, TokenizerData& d) {
   const auto config = dir / "tokenizer_config.json";
-  if (std::filesystem::exists(config)) {
+  if (std::filesystem::exists(config)) try {
     const json c = read_json(config.string());
     auto id_of = [&](const char* key) { return c.contains(key) ? d.find_token(token_content(c[key])) : -1; };
     d.bos_id = id_of("bos_token");
@@ -144,6 +151,8 @@ void read_siblings(const std::filesystem::path& dir, TokenizerData& d) {
       for (const json& t : c["chat_template"])
         if (t.value("name", "") == "default") d.chat_template = t.value("template", "");
     }
+  } catch (const json::exception& e) {
+    fail("{}: unexpected structure: {}", config.string(), e.what());
   }
   const auto jinja = dir / "chat_template.jinja";
   if (std::filesystem::exists(jinja)) d.chat_template = read_text(jinja.string());
@@ -152,9 +161,9 @@ void read_siblings(const std::filesystem::path& dir, TokenizerData& d) {
     const json g = read_json(generation.string());
     if (g.contains("eos_token_id")) {
       const json& e = g["eos_token_id"];
-      if (e.is_number_integer()) d.stop_ids.push_back(e.get<int32_t>());
+      if (e.is_number_integer()) d.stop_ids.push_back(token_id_of(generation.string(), e, "eos_token_id"));
       if (e.is_array())
-        for (const json& id : e) d.stop_ids.push_back(id.get<int32_t>());
+        for (const json& id : e) d.stop_ids.push_back(token_id_of(generation.string(), id, "eos_token_id"));
     }
   }
 }

@@ -172,6 +172,15 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   if (s.min_lr > s.lr) r.bad("min_lr", fmt::format("{} exceeds lr {}", s.min_lr, s.lr));
   if (r.has("warmup") && r.has("warmup_tokens")) r.bad("warmup_tokens", "give warmup or warmup_tokens, not both");
   if (s.temperature <= 0.0) r.bad("temperature", "must be positive");
+  // Far beyond any run, and far enough from overflow for the step counts derived from them.
+  constexpr int64_t kMaxTokens = int64_t{1} << 50, kMaxStepTokens = int64_t{1} << 40;
+  int64_t per_step = 0;
+  if (__builtin_mul_overflow(s.batch, s.seq_len, &per_step) ||
+      __builtin_mul_overflow(per_step, s.grad_accum, &per_step) || per_step > kMaxStepTokens)
+    r.bad("batch", fmt::format("batch {} × seq_len {} × grad_accum {} tokens a step is more than 2^40", s.batch,
+                               s.seq_len, s.grad_accum));
+  if (s.tokens > kMaxTokens) r.bad("tokens", "more than 2^50 tokens");
+  if (s.warmup_tokens > kMaxTokens) r.bad("warmup_tokens", "more than 2^50 tokens");
   return s;
 }
 

@@ -87,7 +87,9 @@ void embedding_backward(Tensor dtable, Tensor dy, Tensor ids) {
   float* dt = dtable.f32();
 #pragma omp parallel num_threads(threads_for(T * C))
   {
-    const auto [c0, c1] = share(C, omp_get_thread_num(), omp_get_num_threads(), 16);
+    // Plain variables: clang 14 cannot name structured bindings inside an OpenMP simd loop.
+    const std::pair<int64_t, int64_t> cols = share(C, omp_get_thread_num(), omp_get_num_threads(), 16);
+    const int64_t c0 = cols.first, c1 = cols.second;
     for (int64_t t = 0; t < T; ++t) {
       float* row = dt + int64_t{ip[t]} * C;
 #pragma omp simd
@@ -124,7 +126,9 @@ void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float
   float* dwp = dw.f32();
 #pragma omp parallel num_threads(nt)
   {
-    const auto [c0, c1] = share(C, omp_get_thread_num(), omp_get_num_threads(), 16);
+    // Plain variables: clang 14 cannot name structured bindings inside an OpenMP simd loop.
+    const std::pair<int64_t, int64_t> cols = share(C, omp_get_thread_num(), omp_get_num_threads(), 16);
+    const int64_t c0 = cols.first, c1 = cols.second;
     std::vector<float> sum(static_cast<size_t>(std::max<int64_t>(c1 - c0, 0)));
     for (int64_t r = 0; r < R; ++r)
 #pragma omp simd

@@ -150,6 +150,8 @@ std::unique_ptr<ModelState> Student::new_state(int64_t max_tokens) const {
   const ModelConfig& b = cfg_.base;
   const bool pure = cfg_.pure_rwkv();
   if (!pure && max_tokens <= 0) fail("student: a state must hold at least one token, asked for {}", max_tokens);
+  if (!pure && max_tokens > kMaxStateTokens)
+    fail("student: a state of {} tokens is beyond the {} a KV cache may hold", max_tokens, kMaxStateTokens);
   auto s = std::make_unique<StudentState>();
   const int64_t Lw = static_cast<int64_t>(cfg_.wkv_layers.size()), Lh = b.n_layers - Lw;
   const int64_t H = cfg_.n_wkv_heads(), N = cfg_.head_size, C = b.hidden_size;

@@ -120,6 +120,8 @@ void Teacher::capture_layers(std::span<const int32_t> ids, std::span<const int32
 
 std::unique_ptr<ModelState> Teacher::new_state(int64_t max_tokens) const {
   if (max_tokens <= 0) fail("teacher: a state must hold at least one token, asked for {}", max_tokens);
+  if (max_tokens > kMaxStateTokens)
+    fail("teacher: a state of {} tokens is beyond the {} a KV cache may hold", max_tokens, kMaxStateTokens);
   constexpr int64_t kChunk = 512;  // prefill runs in chunks of this many tokens
   auto s = std::make_unique<TeacherState>();
   const int64_t kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
