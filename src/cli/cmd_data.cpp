@@ -1,10 +1,13 @@
 // arwkv data: tokenize a corpus into a training-data directory; arwkv chatgen: make chat data by
-// letting a model (the instruct teacher) answer a file of prompts.
+// letting a model (the instruct teacher) answer a file of prompts; arwkv pairs: preference data for
+// the dpo stage from such chats and a student's own replies.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,8 +15,10 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "data/corpus_reader.h"
 #include "data/data_writer.h"
 #include "data/tokenize_doc.h"
+#include "formats/file_util.h"
 #include "infer/generate.h"
 #include "infer/loaded_model.h"
 #include "tokenizer/chat.h"
@@ -77,9 +82,14 @@ std::vector<std::string> read_prompts(const std::string& path, int64_t limit) {
   return prompts;
 }
 
-// The model's reply to one conversation, and whether it ended on a stop token.
-std::pair<std::string, bool> reply_to(const LoadedModel& m, const std::vector<ChatMessage>& msgs,
-                                      const ChatgenCli& o, uint64_t seed, GenerateStats& stats) {
+// The model's reply to one conversation: its text, its tokens, and whether it ended on a stop token.
+struct Reply {
+  std::string text;
+  std::vector<int32_t> ids;
+  bool stopped = false;
+};
+Reply reply_to(const LoadedModel& m, const std::vector<ChatMessage>& msgs, const ChatgenCli& o, uint64_t seed,
+               GenerateStats& stats) {
   const std::vector<int32_t> prompt = m.tokenizer->encode(apply_chat_template(m.tokenizer->data(), msgs, true));
   auto state = m.model->new_state(static_cast<int64_t>(prompt.size()) + o.n + 1);
   GenerateOptions g;
@@ -89,13 +99,15 @@ std::pair<std::string, bool> reply_to(const LoadedModel& m, const std::vector<Ch
   g.sampler.vocab = m.tokenizer->vocab_size();
   g.stop_ids = m.stop_ids();
   IncrementalDecoder decoder(*m.tokenizer);
-  std::string reply;
+  Reply r;
   stats = generate(*m.model, *state, prompt, g, [&](int32_t id) {
-    reply += decoder.push(id);
+    r.text += decoder.push(id);
+    r.ids.push_back(id);
     return true;
   });
-  reply += decoder.flush();
-  return {reply, stats.stopped};
+  r.text += decoder.flush();
+  r.stopped = stats.stopped;
+  return r;
 }
 
 // Each prompt's reply is sampled with seed + its line index, so a run is reproducible prompt by
@@ -114,7 +126,9 @@ void run_chatgen(const ChatgenCli& o) {
       if (!o.system.empty()) msgs.push_back({"system", o.system});
       msgs.push_back({"user", prompts[i]});
       GenerateStats stats;
-      auto [reply, stopped] = reply_to(m, msgs, o, o.sampler.seed + i, stats);
+      const Reply r = reply_to(m, msgs, o, o.sampler.seed + i, stats);
+      const std::string& reply = r.text;
+      const bool stopped = r.stopped;
       new_tokens += stats.new_tokens;
       seconds += stats.prefill_seconds + stats.decode_seconds;
       std::fprintf(stderr, "\rchatgen: %zu / %zu prompts, %.1f tokens/s   ", i + 1, prompts.size(),
@@ -143,7 +157,132 @@ void run_chatgen(const ChatgenCli& o) {
              o.out, kept, truncated, o.n, new_tokens, new_tokens / std::max(seconds, 1e-9));
 }
 
+struct PairsCli {
+  std::string model, chat, out;
+  ChatgenCli gen;  // the student's replies: n, sampler
+  int64_t limit = 0;
+  PairDataOptions data;
+};
+
+// The log-probability the model gives each token of ids after the ones before it (0 for the first),
+// from one whole-sequence pass, softmaxes in double.
+std::vector<float> token_logprobs(const LanguageModel& model, const std::vector<int32_t>& ids) {
+  const HostTensor logits = model.logits(ids);
+  const int64_t V = logits.shape[1];
+  std::vector<float> out(ids.size(), 0.0f);
+  for (size_t t = 1; t < ids.size(); ++t) {
+    const float* z = logits.values.data() + static_cast<int64_t>(t - 1) * V;
+    const float mx = *std::max_element(z, z + V);
+    double sum = 0.0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(z[v] - mx));
+    out[t] = static_cast<float>(static_cast<double>(z[ids[t]] - mx) - std::log(sum));
+  }
+  return out;
+}
+
+// Each chat of the input (its last message the chosen reply, an assistant's) becomes a pair: the
+// student answers the same conversation (sampled with seed + its index), and both whole
+// conversations are scored by the student, the frozen reference of the dpo stage. The pairs are
+// also written side by side, readable, as OUT/pairs.jsonl.
+void run_pairs(const PairsCli& o) {
+  std::vector<RawDocument> chats;
+  std::vector<DataInput> inputs;
+  read_corpus({o.chat}, {}, [&](RawDocument&& d) {
+    if (o.limit > 0 && static_cast<int64_t>(chats.size()) >= o.limit) return;
+    if (!d.is_chat()) fail("{}: not a chat (pairs reads {{\"messages\": [...]}} lines)", d.source);
+    if (d.messages.back().role != "assistant" || d.messages.size() < 2)
+      fail("{}: the last message is not an assistant's reply to a conversation", d.source);
+    chats.push_back(std::move(d));
+  }, inputs);
+  if (chats.empty()) fail("{}: no chats", o.chat);
+  LoadedModel m = LoadedModel::open(o.model);
+  std::vector<PreferencePair> pairs;
+  nlohmann::json readable = nlohmann::json::array();
+  int64_t new_tokens = 0;
+  double seconds = 0.0;
+  for (size_t i = 0; i < chats.size(); ++i) {
+    std::vector<ChatMessage> msgs = chats[i].messages;
+    const std::string chosen = msgs.back().content;
+    msgs.pop_back();
+    GenerateStats stats;
+    const Reply rejected = reply_to(m, msgs, o.gen, o.gen.sampler.seed + i, stats);
+    new_tokens += stats.new_tokens;
+    seconds += stats.prefill_seconds + stats.decode_seconds;
+    auto chat_with = [&](const std::string& reply) {
+      std::vector<ChatMessage> c = msgs;
+      c.push_back({"assistant", reply});
+      return tokenize_chat(*m.tokenizer, c, chats[i].source);
+    };
+    auto scored = [&](TokenizedDocument d) {
+      std::vector<float> ref = token_logprobs(*m.model, d.ids);
+      return ScoredDocument{std::move(d.ids), std::move(d.mask), std::move(ref)};
+    };
+    // The student's reply as the tokens it drew (decoding and encoding again need not give them
+    // back): spliced into the conversation with an empty reply, before its closing <|im_end|> (the
+    // one masked token), which a reply cut off by --max-tokens does not get.
+    TokenizedDocument own = chat_with("");
+    const auto close = static_cast<std::ptrdiff_t>(std::find(own.mask.begin(), own.mask.end(), 1) - own.mask.begin());
+    if (close == static_cast<std::ptrdiff_t>(own.mask.size()))
+      fail("{}: the chat template renders no closing token for an empty reply", chats[i].source);
+    if (!rejected.stopped) own.ids.resize(static_cast<size_t>(close)), own.mask.resize(static_cast<size_t>(close));
+    own.ids.insert(own.ids.begin() + close, rejected.ids.begin(), rejected.ids.end());
+    own.mask.insert(own.mask.begin() + close, rejected.ids.size(), 1);
+    PreferencePair p{scored(chat_with(chosen)), scored(std::move(own))};
+    auto reply_logp = [](const ScoredDocument& d) {
+      double s = 0.0;
+      for (size_t t = 1; t < d.ids.size(); ++t) s += d.mask[t] ? d.ref[t] : 0.0;
+      return s;
+    };
+    readable.push_back({{"prompt", msgs.back().content}, {"chosen", chosen}, {"rejected", rejected.text},
+                        {"ref_logp_chosen", reply_logp(p.chosen)}, {"ref_logp_rejected", reply_logp(p.rejected)}});
+    pairs.push_back(std::move(p));
+    std::fprintf(stderr, "\rpairs: %zu / %zu chats, %.1f tokens/s   ", i + 1, chats.size(),
+                 new_tokens / std::max(seconds, 1e-9));
+    std::fflush(stderr);
+  }
+  std::fputs("\n", stderr);
+  PairDataOptions d = o.data;
+  d.out = o.out;
+  d.input = {o.chat, "jsonl", 1, 0, 0};
+  const DataReport r = write_pair_dataset(*m.tokenizer, pairs, d);
+  std::string text;
+  for (const nlohmann::json& j : readable) text += j.dump() + "\n";
+  write_file_atomically((std::filesystem::path(o.out) / "pairs.jsonl").string(),
+                        [&](std::FILE* f) { std::fputs(text.c_str(), f); });
+  fmt::print("wrote {}: {} pairs ({} for validation), {} tokens; the student's replies: {} tokens at {:.1f} tokens/s\n",
+             o.out, pairs.size(), r.manifest.val.n_documents / 2, r.manifest.train.n_tokens + r.manifest.val.n_tokens,
+             new_tokens, new_tokens / std::max(seconds, 1e-9));
+}
+
 }  // namespace
+
+void add_pairs(CLI::App& app) {
+  auto o = std::make_shared<PairsCli>();
+  o->gen.n = 128;
+  CLI::App* cmd = app.add_subcommand(
+      "pairs", "Preference data for a dpo stage: chosen = a chat's last reply, rejected = the student's own");
+  cmd->add_option("-m,--model", o->model, "The student: writes the rejected replies and scores both (the reference)")
+      ->required();
+  cmd->add_option("--chat", o->chat, "Chat JSONL whose last messages are the chosen replies (arwkv chatgen)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out, "Output data directory")->required();
+  cmd->add_option("-n,--max-tokens", o->gen.n, "Most tokens per student reply")->capture_default_str();
+  cmd->add_option("--limit", o->limit, "Use at most this many chats (0: all)")->capture_default_str();
+  cmd->add_option("--temperature", o->gen.sampler.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();
+  cmd->add_option("--seed", o->gen.sampler.seed, "Random seed (chat i uses seed + i), also of the validation split")
+      ->capture_default_str();
+  add_penalty_options(cmd, o->gen.sampler);
+  cmd->add_option("--val-fraction", o->data.val_fraction, "Fraction of the pairs held out for validation")
+      ->capture_default_str();
+  cmd->add_flag("--force", o->data.force, "Replace an existing output directory");
+  cmd->callback([o] {
+    o->data.seed = o->gen.sampler.seed;
+    run_pairs(*o);
+  });
+}
 
 void add_data(CLI::App& app) {
   auto o = std::make_shared<DataCli>();

@@ -16,6 +16,7 @@ void add_eval(CLI::App& app);
 void add_convert(CLI::App& app);
 void add_data(CLI::App& app);
 void add_chatgen(CLI::App& app);
+void add_pairs(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_export(CLI::App& app);

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   arwkv::cli::add_convert(app);
   arwkv::cli::add_data(app);
   arwkv::cli::add_chatgen(app);
+  arwkv::cli::add_pairs(app);
   arwkv::cli::add_distill(app);
   arwkv::cli::add_serve(app);
   arwkv::cli::add_export(app);

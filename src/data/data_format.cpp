@@ -25,9 +25,12 @@ struct Fnv1a64 {
 
 nlohmann::json split_json(const DataSplitInfo& s) {
   nlohmann::json shards = nlohmann::json::array();
-  for (const DataShard& d : s.shards)
-    shards.push_back({{"tokens", d.tokens_file}, {"docs", d.docs_file}, {"mask", d.mask_file},
-                      {"documents", d.n_documents}, {"n_tokens", d.n_tokens}});
+  for (const DataShard& d : s.shards) {
+    nlohmann::json shard = {{"tokens", d.tokens_file}, {"docs", d.docs_file}, {"mask", d.mask_file},
+                            {"documents", d.n_documents}, {"n_tokens", d.n_tokens}};
+    if (!d.ref_file.empty()) shard["ref"] = d.ref_file;
+    shards.push_back(std::move(shard));
+  }
   return {{"documents", s.n_documents}, {"tokens", s.n_tokens}, {"chat_documents", s.n_chat_documents},
           {"mask_tokens", s.n_mask_tokens}, {"shards", shards}};
 }
@@ -50,7 +53,7 @@ DataSplitInfo split_from_json(const nlohmann::json& j, const std::string& source
   s.n_mask_tokens = count_of(j, "mask_tokens", source);
   for (const auto& d : j.at("shards"))
     s.shards.push_back({d.at("tokens").get<std::string>(), d.at("docs").get<std::string>(),
-                        d.at("mask").get<std::string>(), count_of(d, "documents", source),
+                        d.at("mask").get<std::string>(), d.value("ref", std::string{}), count_of(d, "documents", source),
                         count_of(d, "n_tokens", source)});
   return s;
 }
@@ -84,6 +87,7 @@ nlohmann::json DataManifest::to_json() const {
                          {"vocab_hash", tokenizer.vocab_hash}}},
           {"token_dtype", "uint32"},
           {"has_masks", has_masks},
+          {"pairs", pairs},
           {"max_token_id", max_token_id},
           {"seed", seed},
           {"val_fraction", val_fraction},
@@ -110,6 +114,7 @@ DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string&
     m.tokenizer = {t.at("source").get<std::string>(), count_of(t, "vocab_size", source),
                    t.at("vocab_hash").get<std::string>()};
     m.has_masks = j.at("has_masks").get<bool>();
+    m.pairs = j.value("pairs", false);  // absent in data written before preference data existed
     m.max_token_id = j.at("max_token_id") == -1 ? -1 : count_of(j, "max_token_id", source);
     if (!j.at("seed").is_number_unsigned()) fail("{}: the seed is not an unsigned integer", source);
     m.seed = j.at("seed").get<uint64_t>();
@@ -122,6 +127,16 @@ DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string&
                           count_of(i, "documents", source), count_of(i, "tokens", source)});
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed manifest: {}", source, e.what());
+  }
+  if (m.pairs) {
+    if (!m.has_masks) fail("{}: preference data (\"pairs\") without masks", source);
+    for (const DataSplitInfo* s : {&m.train, &m.val}) {
+      if (s->n_documents % 2 != 0)
+        fail("{}: preference data with an odd number of documents ({}) in a split", source, s->n_documents);
+      for (const DataShard& d : s->shards)
+        if (d.ref_file.empty() || d.n_documents % 2 != 0)
+          fail("{}: preference data shard {} lacks a ref file or splits a pair", source, d.tokens_file);
+    }
   }
   return m;
 }

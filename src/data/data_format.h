@@ -6,7 +6,13 @@
 //   {split}-{k:05}.mask     uint8 per token, only when the corpus has chat documents: 1 = a token the
 //                           loss may be taken on (every token of plain text; the assistant content and
 //                           its closing <|im_end|> of a chat document), 0 = not (role headers, user turns)
-// split is "train" or "val"; documents never cross shards, and each holds at least one token.
+//   {split}-{k:05}.ref      float32 per token, only in preference data (manifest "pairs": true): the
+//                           log-probability the reference model gave the token after the document's
+//                           earlier tokens (0 for the first token)
+// split is "train" or "val"; documents never cross shards, and each holds at least one token. In
+// preference data (written by `arwkv pairs`) documents 2i and 2i + 1 of a split are the chosen and
+// the rejected reply to one prompt (the same prompt tokens, masks on the replies), never split
+// across shards or between train and val.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -36,6 +42,7 @@ TokenizerIdentity tokenizer_identity(const Tokenizer& tokenizer);
 
 struct DataShard {
   std::string tokens_file, docs_file, mask_file;  // names inside the directory; mask_file may be empty
+  std::string ref_file;                           // preference data only
   int64_t n_documents = 0;
   int64_t n_tokens = 0;
 };
@@ -60,6 +67,7 @@ struct DataManifest {
   int version = kDataFormatVersion;
   TokenizerIdentity tokenizer;
   bool has_masks = false;
+  bool pairs = false;  // preference data: documents come in (chosen, rejected) pairs with .ref files
   int64_t max_token_id = -1;
   uint64_t seed = 0;
   double val_fraction = 0.0;

@@ -30,6 +30,8 @@ struct Corpus {
   std::vector<uint64_t> offsets{0};
   std::vector<uint8_t> mask;  // per token once any chat was seen (plain text all 1)
   std::vector<uint8_t> is_chat;
+  std::vector<float> ref;  // preference data: per token
+  bool pairs = false;
   int64_t max_id = -1;
 
   int64_t n_documents() const { return static_cast<int64_t>(is_chat.size()); }
@@ -48,6 +50,14 @@ struct Corpus {
       mask.resize(tokens.size(), 1);
     offsets.push_back(tokens.size());
     is_chat.push_back(chat);
+  }
+
+  void add(const ScoredDocument& d, const std::string& what) {
+    if (d.ids.empty() || d.mask.size() != d.ids.size() || d.ref.size() != d.ids.size())
+      fail("pairs: {}: {} tokens with {} mask and {} reference values", what, d.ids.size(), d.mask.size(), d.ref.size());
+    if (mask.empty()) mask.assign(tokens.size(), 1);
+    add(TokenizedDocument{d.ids, d.mask});
+    ref.insert(ref.end(), d.ref.begin(), d.ref.end());
   }
 };
 
@@ -125,10 +135,12 @@ DataSplitInfo write_split(const Corpus& c, const std::vector<bool>& is_val, bool
   std::vector<uint32_t> tokens;
   std::vector<uint64_t> offsets{0};
   std::vector<uint8_t> mask;
+  std::vector<float> ref;
   auto close_shard = [&] {
     if (offsets.size() == 1) return;
     DataShard s{data_shard_file(split, info.shards.size(), "tokens"), data_shard_file(split, info.shards.size(), "docs"),
                 c.mask.empty() ? "" : data_shard_file(split, info.shards.size(), "mask"),
+                c.pairs ? data_shard_file(split, info.shards.size(), "ref") : "",
                 static_cast<int64_t>(offsets.size() - 1), static_cast<int64_t>(tokens.size())};
     auto put = [&](const std::string& name, const void* p, size_t n) {
       const std::string path = (dir / name).string();
@@ -145,10 +157,12 @@ DataSplitInfo write_split(const Corpus& c, const std::vector<bool>& is_val, bool
     put(s.tokens_file, tokens.data(), tokens.size() * sizeof(uint32_t));
     put(s.docs_file, offsets.data(), offsets.size() * sizeof(uint64_t));
     if (!s.mask_file.empty()) put(s.mask_file, mask.data(), mask.size());
+    if (!s.ref_file.empty()) put(s.ref_file, ref.data(), ref.size() * sizeof(float));
     info.shards.push_back(s);
     tokens.clear();
     offsets.assign(1, 0);
     mask.clear();
+    ref.clear();
   };
   for (int64_t d = 0; d < c.n_documents(); ++d) {
     if (is_val[d] != want_val) continue;
@@ -163,19 +177,46 @@ DataSplitInfo write_split(const Corpus& c, const std::vector<bool>& is_val, bool
     }
     info.n_documents += 1;
     info.n_tokens += static_cast<int64_t>(e - b);
+    if (c.pairs) ref.insert(ref.end(), c.ref.begin() + b, c.ref.begin() + e);
     info.n_chat_documents += c.is_chat[d];
-    if (static_cast<int64_t>(tokens.size()) >= shard_tokens) close_shard();
+    // A pair's two documents stay in one shard.
+    if (static_cast<int64_t>(tokens.size()) >= shard_tokens && (!c.pairs || (offsets.size() - 1) % 2 == 0)) close_shard();
   }
   close_shard();
   return info;
 }
 
 void write_directory(const Corpus& c, DataManifest& m, const fs::path& dir) {
-  const std::vector<bool> is_val = choose_validation(c.n_documents(), m.val_fraction, m.seed);
+  std::vector<bool> is_val;
+  if (c.pairs) {  // pairs go to validation whole
+    const std::vector<bool> pair_val = choose_validation(c.n_documents() / 2, m.val_fraction, m.seed);
+    for (int64_t d = 0; d < c.n_documents(); ++d) is_val.push_back(pair_val[d / 2]);
+  } else {
+    is_val = choose_validation(c.n_documents(), m.val_fraction, m.seed);
+  }
   m.train = write_split(c, is_val, false, "train", m.shard_tokens, dir);
   m.val = write_split(c, is_val, true, "val", m.shard_tokens, dir);
   const std::string text = m.to_json().dump(1) + "\n";
   write_file_atomically((dir / kDataManifestName).string(), [&](std::FILE* f) { std::fputs(text.c_str(), f); });
+}
+
+// Writes the directory into a temporary sibling and renames it onto out; nothing is left on error.
+void write_atomically(const Corpus& corpus, DataManifest& m, const fs::path& out) {
+  const fs::path tmp = temporary_sibling(out);
+  try {
+    fs::create_directories(tmp);
+    write_directory(corpus, m, tmp);
+    if (fs::exists(out)) fs::remove_all(out);
+    fs::rename(tmp, out);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fail("{}: cannot write the data directory: {}", out.string(), e.what());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 }  // namespace
@@ -218,24 +259,45 @@ DataReport build_dataset(const Tokenizer& tokenizer, const DataOptions& o) {
   m.has_masks = !corpus.mask.empty();
   m.max_token_id = corpus.max_id;
 
-  const fs::path tmp = temporary_sibling(out);
-  try {
-    fs::create_directories(tmp);
-    write_directory(corpus, m, tmp);
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(tmp, out);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    fail("{}: cannot write the data directory: {}", out.string(), e.what());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  write_atomically(corpus, m, out);
   DataReport r;
   r.manifest = std::move(m);
   r.text_bytes = tok.bytes();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+DataReport write_pair_dataset(const Tokenizer& tokenizer, const std::vector<PreferencePair>& pairs,
+                              const PairDataOptions& o) {
+  if (pairs.empty()) fail("pairs: no pairs to write");
+  if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
+    fail("pairs: the validation fraction {} must be in [0, 1)", o.val_fraction);
+  DataOptions d;
+  d.out = o.out;
+  d.force = o.force;
+  const fs::path out = check_out_dir(d);
+  const auto t0 = std::chrono::steady_clock::now();
+  DataManifest m;
+  m.tokenizer = tokenizer_identity(tokenizer);
+  m.seed = o.seed;
+  m.val_fraction = o.val_fraction;
+  m.shard_tokens = int64_t{1} << 24;
+  m.pairs = true;
+  m.has_masks = true;
+  Corpus corpus;
+  corpus.pairs = true;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    corpus.add(pairs[i].chosen, fmt::format("pair {}, chosen", i));
+    corpus.add(pairs[i].rejected, fmt::format("pair {}, rejected", i));
+  }
+  m.max_token_id = corpus.max_id;
+  DataInput in = o.input;
+  in.n_documents = corpus.n_documents();
+  in.n_tokens = static_cast<int64_t>(corpus.tokens.size());
+  m.inputs.push_back(in);
+  write_atomically(corpus, m, out);
+  DataReport r;
+  r.manifest = std::move(m);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -43,6 +43,29 @@ struct DataReport {
 // directory that cannot be written.
 DataReport build_dataset(const Tokenizer& tokenizer, const DataOptions& opt);
 
+// Preference data (`arwkv pairs`, the dpo stage): per pair the chosen and the rejected reply to one
+// prompt, each the whole tokenized conversation with its mask (1 on the reply) and, per token, the
+// reference model's log-probability of it (0 for the first token).
+struct ScoredDocument {
+  std::vector<int32_t> ids;
+  std::vector<uint8_t> mask;
+  std::vector<float> ref;
+};
+struct PreferencePair {
+  ScoredDocument chosen, rejected;
+};
+struct PairDataOptions {
+  std::string out;
+  double val_fraction = 0.05;  // of the pairs
+  uint64_t seed = 0;
+  bool force = false;
+  DataInput input;  // what the pairs were made from (path, kind), for the manifest
+};
+// Writes pairs as a data directory with "pairs": true (data_format.h), atomically like
+// build_dataset. Throws arwkv::Error for an empty list or a document whose arrays disagree.
+DataReport write_pair_dataset(const Tokenizer& tokenizer, const std::vector<PreferencePair>& pairs,
+                              const PairDataOptions& opt);
+
 // The validation documents: a seeded choice of round(n·fraction) of n (at least one when fraction
 // > 0 and n ≥ 2, never all); true = validation.
 std::vector<bool> choose_validation(int64_t n_documents, double fraction, uint64_t seed);

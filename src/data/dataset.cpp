@@ -72,6 +72,11 @@ void Dataset::map_split(DataSplit which, const DataSplitInfo& info) {
       if (mask.size() != static_cast<size_t>(shard.n_tokens))
         fail("{}: {} bytes, but the shard has {} tokens", mask.path(), mask.size(), shard.n_tokens);
     }
+    if (manifest_.pairs) {
+      const MmapFile& ref = s.refs.emplace_back((fs::path(dir_) / shard.ref_file).string());
+      if (ref.size() != static_cast<size_t>(shard.n_tokens) * sizeof(float))
+        fail("{}: {} bytes, but the shard has {} tokens", ref.path(), ref.size(), shard.n_tokens);
+    }
     n_docs += shard.n_documents;
     n_tokens += shard.n_tokens;
   }
@@ -110,12 +115,24 @@ std::span<const uint8_t> Dataset::document_mask(DataSplit which, int64_t i) cons
   return {s.masks[d.shard].data() + d.begin, static_cast<size_t>(d.end - d.begin)};
 }
 
+std::span<const float> Dataset::document_ref(DataSplit which, int64_t i) const {
+  const Split& s = split(which);
+  ARWKV_ASSERT(i >= 0 && i < n_documents(which), "document {} out of range", i);
+  if (s.refs.empty()) return {};
+  const Doc& d = s.docs[i];
+  return {reinterpret_cast<const float*>(s.refs[d.shard].data()) + d.begin, static_cast<size_t>(d.end - d.begin)};
+}
+
 BatchIterator::BatchIterator(const Dataset& data, DataSplit split, const BatchOptions& opt, DataCursor start)
     : data_(data), split_(split), opt_(opt), cursor_(start) {
   if (opt.batch < 1 || opt.seq_len < 1)
     fail("{}: batch size {} and sequence length {} must be positive", data.dir(), opt.batch, opt.seq_len);
-  const auto n = static_cast<uint64_t>(data.n_documents(split));
+  const auto n = static_cast<uint64_t>(units());
   if (n == 0) fail("{}: the {} split has no documents", data.dir(), data_split_name(split));
+  if (data.manifest().pairs && opt.batch % 2 != 0)
+    fail("{}: preference data needs an even batch (rows are chosen/rejected pairs), not {}", data.dir(), opt.batch);
+  if (data.manifest().pairs && start.offset != 0)
+    fail("{}: data cursor offset {} in preference data (rows start at documents)", data.dir(), start.offset);
   if (start.index >= n || start.offset >= data.document(split, document_at(start.epoch, start.index)).size())
     fail("{}: data cursor (epoch {}, index {}, offset {}) is outside the {} split", data.dir(), start.epoch,
          start.index, start.offset, data_split_name(split));
@@ -123,7 +140,7 @@ BatchIterator::BatchIterator(const Dataset& data, DataSplit split, const BatchOp
 
 const std::vector<int64_t>& BatchIterator::order(uint64_t epoch) {
   if (epoch != order_epoch_) {
-    const int64_t n = data_.n_documents(split_);
+    const int64_t n = units();
     if (opt_.shuffle) {
       order_ = seeded_permutation(n, opt_.seed, epoch);
     } else {
@@ -135,7 +152,41 @@ const std::vector<int64_t>& BatchIterator::order(uint64_t epoch) {
   return order_;
 }
 
-int64_t BatchIterator::document_at(uint64_t epoch, uint64_t index) { return order(epoch).at(index); }
+int64_t BatchIterator::units() const {
+  const int64_t n = data_.n_documents(split_);
+  return data_.manifest().pairs ? n / 2 : n;
+}
+
+int64_t BatchIterator::document_at(uint64_t epoch, uint64_t index) {
+  const int64_t u = order(epoch).at(index);
+  return data_.manifest().pairs ? 2 * u : u;
+}
+
+void BatchIterator::next_pairs(Batch& out) {
+  const int64_t B = opt_.batch, row = opt_.seq_len + 1;
+  const auto n_docs = static_cast<uint64_t>(data_.n_documents(split_)), n_pairs = n_docs / 2;
+  out.ref.assign(static_cast<size_t>(B * row), 0.0f);
+  for (int64_t b = 0; b < B; b += 2) {
+    const auto pair = static_cast<uint64_t>(order(cursor_.epoch)[cursor_.index]);
+    for (int64_t k = 0; k < 2; ++k) {
+      const auto doc = static_cast<int64_t>(2 * pair + k);
+      const std::span<const uint32_t> ids = data_.document(split_, doc);
+      const std::span<const uint8_t> mask = data_.document_mask(split_, doc);
+      const std::span<const float> ref = data_.document_ref(split_, doc);
+      const int64_t take = std::min<int64_t>(static_cast<int64_t>(ids.size()), row);
+      const auto doc_id = static_cast<int64_t>(cursor_.epoch * n_docs + 2 * cursor_.index + k);
+      const int64_t r0 = (b + k) * row;
+      for (int64_t t = 0; t < row; ++t) {
+        const bool in = t < take;
+        out.tokens[r0 + t] = in ? static_cast<int32_t>(ids[t]) : 0;
+        out.doc_ids[r0 + t] = in ? doc_id : -1 - (b + k);  // padding: an id no document has
+        out.mask[r0 + t] = in ? mask[t] : 0;
+        out.ref[r0 + t] = in ? ref[t] : 0.0f;
+      }
+    }
+    if (++cursor_.index == n_pairs) cursor_.index = 0, ++cursor_.epoch;
+  }
+}
 
 void BatchIterator::next(Batch& out) {
   const int64_t B = opt_.batch, row = opt_.seq_len + 1;
@@ -146,6 +197,8 @@ void BatchIterator::next(Batch& out) {
   out.tokens.resize(static_cast<size_t>(B * row));
   out.doc_ids.resize(out.tokens.size());
   out.mask.resize(out.tokens.size());
+  if (data_.manifest().pairs) return next_pairs(out);
+  out.ref.clear();
   for (int64_t filled = 0; filled < B * row;) {
     const int64_t doc = order(cursor_.epoch)[cursor_.index];
     const std::span<const uint32_t> ids = data_.document(split_, doc);

@@ -11,6 +11,10 @@
 // The position of the stream is a DataCursor (epoch, index into the epoch's order, token offset
 // in that document); an iterator started from a saved cursor gives the same batches as one that
 // ran there.
+// Preference data (manifest "pairs") is not packed: the order is a seeded permutation of the pairs,
+// each row holds one document from its first token (cut at T+1 tokens, padded with token 0, mask 0
+// and a document id of its own), rows 2j and 2j+1 the chosen and rejected documents of one pair,
+// and the batch carries each token's reference log-probability. The cursor's index counts pairs.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -56,6 +60,8 @@ class Dataset {
   std::span<const uint32_t> document(DataSplit s, int64_t i) const;
   // The document's mask (1 = may be a target); empty when the data has no masks.
   std::span<const uint8_t> document_mask(DataSplit s, int64_t i) const;
+  // Preference data: the reference log-probability of each of the document's tokens.
+  std::span<const float> document_ref(DataSplit s, int64_t i) const;
 
  private:
   struct Doc {
@@ -63,7 +69,7 @@ class Dataset {
     uint64_t begin, end;  // token range in the shard
   };
   struct Split {
-    std::vector<MmapFile> tokens, masks;
+    std::vector<MmapFile> tokens, masks, refs;
     std::vector<Doc> docs;
   };
   const Split& split(DataSplit s) const { return s == DataSplit::Train ? train_ : val_; }
@@ -87,6 +93,7 @@ struct Batch {
   std::vector<int32_t> tokens;   // [B, T+1]
   std::vector<int64_t> doc_ids;  // [B, T+1]: epoch · n_documents + index of the token's document
   std::vector<uint8_t> mask;     // [B, T+1]: 1 = may be a target (all 1 without stored masks)
+  std::vector<float> ref;        // [B, T+1]: preference data only (else empty), reference log-probabilities
   DataCursor start;              // where the batch began
 
   int64_t at(int64_t b, int64_t t) const { return b * (T + 1) + t; }
@@ -105,12 +112,15 @@ class BatchIterator {
 
   void next(Batch& out);  // fills out (its arrays are reused)
   const DataCursor& cursor() const { return cursor_; }  // where the next batch begins
-  // The split document at position index of an epoch's order.
+  // The split document at position index of an epoch's order (preference data: the first document
+  // of the pair there).
   int64_t document_at(uint64_t epoch, uint64_t index);
   int64_t tokens_per_epoch() const { return data_.n_tokens(split_); }
 
  private:
   const std::vector<int64_t>& order(uint64_t epoch);
+  int64_t units() const;  // what the order permutes: documents, or pairs of preference data
+  void next_pairs(Batch& out);
 
   const Dataset& data_;
   DataSplit split_;

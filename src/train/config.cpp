@@ -158,11 +158,12 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   r.integer("top_k", s.top_k);
   r.number("ce_weight", s.ce_weight);
   r.str("kd_teacher", s.kd_teacher);
+  r.number("beta", s.beta);
   r.boolean("recompute", s.recompute);
   r.no_other_keys();
   if (!valid_stage_name(s.name)) r.bad("name", fmt::format("'{}' is not a name of letters, digits, _ - .", s.name));
-  if (!has_objective(s.kind) && s.kind != "align" && s.kind != "kd" && s.kind != "sft")
-    r.bad("kind", fmt::format("unknown kind '{}' (align, kd or sft)", s.kind));
+  if (!has_objective(s.kind) && s.kind != "align" && s.kind != "kd" && s.kind != "sft" && s.kind != "dpo")
+    r.bad("kind", fmt::format("unknown kind '{}' (align, kd, sft or dpo)", s.kind));
   if (s.train.empty()) r.bad("train", "names no parameter group");
   for (const std::string& g : s.train)
     if (!is_parameter_group(g))
@@ -172,6 +173,8 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   if (s.min_lr > s.lr) r.bad("min_lr", fmt::format("{} exceeds lr {}", s.min_lr, s.lr));
   if (r.has("warmup") && r.has("warmup_tokens")) r.bad("warmup_tokens", "give warmup or warmup_tokens, not both");
   if (s.temperature <= 0.0) r.bad("temperature", "must be positive");
+  if (!(s.beta > 0.0 && s.beta <= 1e3)) r.bad("beta", "must be in (0, 1000]");
+  if (s.kind == "dpo" && s.batch % 2 != 0) r.bad("batch", fmt::format("dpo rows come in pairs: {} is odd", s.batch));
   // Far beyond any run, and far enough from overflow for the step counts derived from them.
   constexpr int64_t kMaxTokens = int64_t{1} << 50, kMaxStepTokens = int64_t{1} << 40;
   int64_t per_step = 0;

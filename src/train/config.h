@@ -16,7 +16,7 @@
 //
 //   [[stage]]
 //   name = "align"                 # [A-Za-z0-9_.-]+, unique: names out/<name>/ and its checkpoints
-//   kind = "align"                 # align | kd | sft (or a kind registered by a test)
+//   kind = "align"                 # align | kd | sft | dpo (or a kind registered by a test)
 //   train = ["time_mix"]           # groups: time_mix attention mlp norm embedding head
 //   tokens = 20_000_000            # token budget: steps = ceil(tokens / (batch·seq_len·grad_accum))
 //   seq_len = 512
@@ -36,6 +36,8 @@
 //   top_k = 0                      # kd: teacher top-k (0 = full vocabulary)
 //   ce_weight = 0.0                # kd: α of the added next-token cross-entropy
 //   kd_teacher = ""                # kd: another teacher sharing the tokenizer
+//   beta = 0.1                     # dpo: β, the scale of the log-ratio margin (data: `arwkv pairs`;
+//                                  # batch counts rows: batch/2 pairs a micro-batch)
 //   recompute = false              # recompute activations in backward instead of keeping them
 //
 // Unknown keys, wrong types and bad values throw arwkv::Error naming the file, the line, the
@@ -64,6 +66,7 @@ struct StageConfig {
   int64_t top_k = 0;
   double ce_weight = 0.0;
   std::string kd_teacher;
+  double beta = 0.1;
   bool recompute = false;
 
   int64_t tokens_per_step() const { return batch * seq_len * grad_accum; }

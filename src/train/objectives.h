@@ -7,6 +7,12 @@
 //          vocabulary, or over the teacher's top k (renormalised), + α·cross-entropy of the next
 //          token; mean over counted targets. The teacher may be a larger model sharing the vocabulary.
 //   sft:   cross-entropy of the counted targets (assistant tokens: the batch mask) only.
+//   dpo:   preference data (rows 2j, 2j+1: the chosen and the rejected reply to one prompt, with the
+//          frozen reference's log-probability of every token, Batch::ref): per pair
+//          z = β·[(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))],
+//          log π(reply) the sum over its counted targets; loss = mean of −log σ(z) over the pairs
+//          whose two rows both have a counted target (a reply cut off by seq_len has none). The
+//          gradient is each row's cross-entropy gradient scaled by ∓β·σ(−z)/pairs (two passes).
 // Counted targets are Batch::target_valid (same document, mask 1): padding and a document's last
 // token never count. Packed documents stay apart: the student resets where a document starts, the
 // teacher masks attention by document. Validation reports the loss and, for align and kd, the mean
@@ -139,7 +145,26 @@ class SftObjective final : public StudentObjective {
   ValidationResult validate(const Batch& batch) override;
 };
 
-// Registers "align", "kd" and "sft": each loads the stage's student (RunContext::student_path) and,
+class DpoObjective final : public StudentObjective {
+ public:
+  DpoObjective(std::unique_ptr<Student> student, const std::vector<std::string>& groups, double beta, bool recompute,
+               std::string tokenizer_json = "");
+  double forward_backward(const Batch& batch) override;
+  ValidationResult validate(const Batch& batch) override;
+  int64_t count(const Batch& batch) const override;  // pairs that count
+
+ private:
+  static bool row_counts(const Batch& batch, int64_t b);
+  // Reads the batch and runs the student once: per pair the margin z (beta_ applied) into z_.
+  // Returns the mean loss.
+  double margins(const Batch& batch);
+  double beta_;
+  std::vector<double> z_;     // per pair
+  std::vector<uint8_t> live_;  // per pair: both rows have a counted target
+  int64_t pairs_ = 0;          // live pairs
+};
+
+// Registers "align", "kd", "sft" and "dpo": each loads the stage's student (RunContext::student_path) and,
 // for align and kd, the teacher ([run] teacher, or the stage's kd_teacher) on the context's backend.
 void register_student_objectives();
 

@@ -1,5 +1,6 @@
 // The align, kd and sft objectives (objectives.h) and their registration as stage kinds.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "formats/checkpoint.h"
@@ -197,6 +198,98 @@ ValidationResult SftObjective::validate(const Batch& batch) {
   return r;
 }
 
+// ---- dpo ----------------------------------------------------------------------------------------
+
+namespace {
+
+double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x)); }
+
+// Calls f(b, offset, n) for each batch row b that rows [r0, r0 + n) of a chunk cover: the row's
+// tokens sit at [offset, offset + n) of the chunk.
+template <class F>
+void for_rows(int64_t r0, int64_t n, int64_t T, F&& f) {
+  for (int64_t r = r0; r < r0 + n;) {
+    const int64_t b = r / T, end = std::min(r0 + n, (b + 1) * T);
+    f(b, r - r0, end - r);
+    r = end;
+  }
+}
+
+}  // namespace
+
+DpoObjective::DpoObjective(std::unique_ptr<Student> student, const std::vector<std::string>& groups, double beta,
+                           bool recompute, std::string tokenizer_json)
+    : StudentObjective(std::move(student), nullptr,
+                       StudentGradOptions{.groups = groups, .recompute = recompute, .align = false},
+                       std::move(tokenizer_json)),
+      beta_(beta) {}
+
+bool DpoObjective::row_counts(const Batch& batch, int64_t b) {
+  for (int64_t t = 0; t < batch.T; ++t)
+    if (batch.target_valid(b, t)) return true;
+  return false;
+}
+
+int64_t DpoObjective::count(const Batch& batch) const {
+  int64_t n = 0;
+  for (int64_t b = 0; b + 1 < batch.B; b += 2) n += row_counts(batch, b) && row_counts(batch, b + 1);
+  return n;
+}
+
+double DpoObjective::margins(const Batch& batch) {
+  if (batch.B % 2 != 0 || batch.ref.size() != batch.tokens.size())
+    fail("dpo: the batch is not preference data (rows in pairs with reference log-probabilities; `arwkv pairs`)");
+  read_batch(batch);
+  std::vector<double> logp(static_cast<size_t>(B_), 0.0), ref(static_cast<size_t>(B_), 0.0);
+  for (int64_t b = 0; b < B_; ++b)
+    for (int64_t t = 0; t < T_; ++t)
+      if (counted_[static_cast<size_t>(b * T_ + t)]) ref[b] += batch.ref[batch.at(b, t + 1)];
+  std::vector<float> loss;
+  head_pass(false, [&](int64_t r0, Tensor logits, Tensor, Tensor l) {
+    ops().cross_entropy(l, Tensor{}, logits, targets(r0, logits.rows()), counted(r0, logits.rows()), 1.0f);
+    loss.resize(static_cast<size_t>(l.numel()));
+    ops().download(loss.data(), l);
+    for (int64_t i = 0; i < l.numel(); ++i) logp[(r0 + i) / T_] -= loss[i];
+  });
+  z_.assign(static_cast<size_t>(B_ / 2), 0.0);
+  live_.assign(static_cast<size_t>(B_ / 2), 0);
+  double total = 0.0;
+  for (int64_t j = 0; j < B_ / 2; ++j) {
+    live_[j] = row_counts(batch, 2 * j) && row_counts(batch, 2 * j + 1);
+    if (!live_[j]) continue;
+    z_[j] = beta_ * ((logp[2 * j] - ref[2 * j]) - (logp[2 * j + 1] - ref[2 * j + 1]));
+    total += softplus(-z_[j]);
+  }
+  pairs_ = count(batch);
+  return pairs_ > 0 ? total / static_cast<double>(pairs_) : 0.0;
+}
+
+double DpoObjective::forward_backward(const Batch& batch) {
+  const double loss = margins(batch);
+  if (pairs_ == 0) return loss;
+  std::vector<float> weight(static_cast<size_t>(B_), 0.0f);
+  for (int64_t j = 0; j < B_ / 2; ++j) {
+    if (!live_[j]) continue;
+    const double w = beta_ * sigmoid(-z_[j]) / static_cast<double>(pairs_);
+    weight[2 * j] = static_cast<float>(w);       // raising log π(chosen) lowers the loss
+    weight[2 * j + 1] = static_cast<float>(-w);  // raising log π(rejected) raises it
+  }
+  head_pass(true, [&](int64_t r0, Tensor logits, Tensor dlogits, Tensor l) {
+    for_rows(r0, logits.rows(), T_, [&](int64_t b, int64_t off, int64_t n) {
+      ops().cross_entropy(l.slice_rows(off, off + n), dlogits.slice_rows(off, off + n), logits.slice_rows(off, off + n),
+                          targets(r0 + off, n), counted(r0 + off, n), weight[b]);
+    });
+  });
+  return loss;
+}
+
+ValidationResult DpoObjective::validate(const Batch& batch) {
+  ValidationResult r;
+  r.loss = margins(batch);
+  return r;
+}
+
 // ---- registration -------------------------------------------------------------------------------
 
 namespace {
@@ -252,6 +345,12 @@ void register_student_objectives() {
   register_objective("sft", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
     LoadedStudent s = load_student(ctx);
     return std::make_unique<SftObjective>(std::move(s.model), st.train, st.recompute, s.tokenizer_json);
+  });
+  register_objective("dpo", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
+    if (ctx.data && !ctx.data->manifest().pairs)
+      fail("stage '{}': {} is not preference data (make it with `arwkv pairs`)", st.name, ctx.data->dir());
+    LoadedStudent s = load_student(ctx);
+    return std::make_unique<DpoObjective>(std::move(s.model), st.train, st.beta, st.recompute, s.tokenizer_json);
   });
 }
 

@@ -190,3 +190,64 @@ TEST_F(Distill, KilledRunResumesWithTheSameLosses) {
     EXPECT_EQ(whole[i].at("loss").get<double>(), again[i].at("loss").get<double>()) << "record " << i;
   }
 }
+
+// Preference data from the sft student (`arwkv pairs`: the smoke chats' last replies chosen, the
+// student's own replies rejected, both scored by it), then a dpo stage from that same student: its
+// first loss is −log σ(0) = ln 2 (the policy is the reference, so the stored log-probabilities must
+// match the training forward's), and a few steps raise the margin. Text data is refused by name.
+TEST_F(Distill, DpoStartsAtLn2FromItsReferenceAndLearns) {
+  const std::string pairs = "runs/smoke-pairs";
+  CliRun made = run_arwkv("pairs -m runs/smoke/sft --chat " + repo_file("configs/smoke/chat.jsonl") + " --out " + pairs +
+                          " -n 8 --seed 1 --val-fraction 0.2 --force");
+  ASSERT_EQ(made.status, 0) << made.output;
+  EXPECT_NE(made.output.find("24 pairs"), std::string::npos) << made.output;
+  std::ifstream readable(fs::path(pairs) / "pairs.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(readable, line));
+  const json first = json::parse(line);
+  for (const char* key : {"prompt", "chosen", "rejected", "ref_logp_chosen", "ref_logp_rejected"})
+    EXPECT_TRUE(first.contains(key)) << key;
+  EXPECT_LT(first.at("ref_logp_chosen").get<double>(), 0.0);
+
+  const std::string config_text = R"([run]
+out = "runs/dpo"
+seed = 1
+student = "runs/smoke/sft"
+data = "runs/smoke-pairs"
+threads = 1
+log_every = 1
+
+[[stage]]
+name = "dpo"
+kind = "dpo"
+train = ["time_mix", "mlp"]
+tokens = 3840         # 6 steps of 4 rows (2 pairs) of 160: the whole chats
+seq_len = 160
+batch = 4
+lr = 3e-3
+warmup = 1
+beta = 0.5
+eval_every = 3
+eval_batches = 1
+)";
+  std::ofstream("dpo.toml") << config_text;
+  fs::remove_all("runs/dpo");
+  CliRun run = run_arwkv("distill dpo.toml");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const std::vector<json> train = records(read_metrics("runs/dpo/metrics.jsonl"), "train", "dpo");
+  ASSERT_EQ(train.size(), 6u);
+  EXPECT_NEAR(train.front().at("loss").get<double>(), std::log(2.0), 1e-4);
+  double last = 0;
+  for (size_t i = 3; i < train.size(); ++i) last += train[i].at("loss").get<double>() / 3.0;
+  EXPECT_LT(last, std::log(2.0) - 0.01) << "three dpo steps did not lower the loss";
+  EXPECT_FALSE(records(read_metrics("runs/dpo/metrics.jsonl"), "val", "dpo").empty());
+  EXPECT_TRUE(fs::exists("runs/dpo/dpo/model.safetensors"));
+
+  std::string text_config = config_text;
+  text_config.replace(text_config.find("runs/smoke-pairs"), 16, "runs/smoke-chat");
+  text_config.replace(text_config.find("runs/dpo"), 8, "runs/dpo-text");
+  std::ofstream("dpo-text.toml") << text_config;
+  CliRun refused = run_arwkv("distill dpo-text.toml");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("not preference data"), std::string::npos) << refused.output;
+}

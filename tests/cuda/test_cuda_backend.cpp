@@ -245,9 +245,11 @@ TEST_P(CudaBackend, TrainingStepLossAndGradients) {
     batch.tokens.push_back(static_cast<int32_t>((i * 29 + 5) % 48));
     batch.doc_ids.push_back(i < 17 ? 1 : 2);
     batch.mask.push_back(i % 5 != 3);
+    batch.ref.push_back(-3.8f - 0.05f * static_cast<float>(i % 7));  // dpo: the rows as one pair
   }
-  const std::pair<const char*, const char*> runs[] = {
-      {"gate_tied", "align"}, {"gate_tied", "kd_full"}, {"gate_tied", "sft"}, {"gn_untied", "kd_topk"}};
+  const std::pair<const char*, const char*> runs[] = {{"gate_tied", "align"}, {"gate_tied", "kd_full"},
+                                                      {"gate_tied", "sft"},   {"gate_tied", "dpo"},
+                                                      {"gn_untied", "kd_topk"}};
   for (const auto& [student, loss] : runs) {
     auto want = test::make_oracle_objective(student, loss, *cpu), got = test::make_oracle_objective(student, loss, *gpu);
     const double l_want = want->forward_backward(batch), l_got = got->forward_backward(batch);

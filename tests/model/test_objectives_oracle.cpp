@@ -1,8 +1,9 @@
 // The objectives' losses and every parameter gradient against the float64 autograd oracle
 // (tools/oracle/make_student_grad_fixtures.py) on a packed batch with a document boundary and an
 // assistant mask: align, kd over the full vocabulary (τ = 2, α = 0.5), kd over the teacher's top 5
-// (τ = 1.5, α = 0.3) and sft, on a student with gate and tied head and one with group norm and an
-// untied head, on the reference and the CPU backends.
+// (τ = 1.5, α = 0.3), sft, and dpo (β = 0.5, the two rows as the chosen and the rejected reply), on a
+// student with gate and tied head and one with group norm and an untied head, on the reference and
+// the CPU backends.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -59,6 +60,7 @@ INSTANTIATE_TEST_SUITE_P(Objectives, ObjectiveOracle,
                          ::testing::Values(Case{"gate_tied", "align", true}, Case{"gate_tied", "align", false},
                                            Case{"gate_tied", "kd_full", true}, Case{"gate_tied", "kd_full", false},
                                            Case{"gate_tied", "sft", true}, Case{"gate_tied", "sft", false},
+                                           Case{"gate_tied", "dpo", true}, Case{"gate_tied", "dpo", false},
                                            Case{"gn_untied", "align", true}, Case{"gn_untied", "align", false},
                                            Case{"gn_untied", "kd_topk", true}, Case{"gn_untied", "kd_topk", false}),
                          case_name);

@@ -27,7 +27,8 @@ inline nlohmann::json oracle_json(const std::string& student) {
   return nlohmann::json::parse(in);
 }
 
-// The oracle's packed batch: B rows of T + 1 tokens, document ids, mask.
+// The oracle's packed batch: B rows of T + 1 tokens, document ids, mask, and the reference
+// log-probabilities the dpo loss reads (rows 0 and 1 are its chosen and rejected documents).
 inline Batch oracle_batch(const nlohmann::json& o) {
   Batch b;
   b.B = o["B"].get<int64_t>(), b.T = o["T"].get<int64_t>();
@@ -36,6 +37,7 @@ inline Batch oracle_batch(const nlohmann::json& o) {
       b.tokens.push_back(o["tokens"][r][t].get<int32_t>());
       b.doc_ids.push_back(o["doc_ids"][r][t].get<int64_t>());
       b.mask.push_back(static_cast<uint8_t>(o["mask"][r][t].get<int>()));
+      if (o.contains("ref")) b.ref.push_back(o["ref"][r][t].get<float>());
     }
   return b;
 }
@@ -48,13 +50,15 @@ inline std::unique_ptr<Teacher> load_grad_teacher(Ops& ops) {
   return std::make_unique<Teacher>(*Checkpoint::open(grad_dir("teacher")), ops);
 }
 
-// One of the oracle's losses ("align", "kd_full", "kd_topk", "sft") as an objective.
+// One of the oracle's losses ("align", "kd_full", "kd_topk", "sft", "dpo") as an objective.
 inline std::unique_ptr<StudentObjective> make_oracle_objective(const std::string& student, const std::string& loss,
                                                                Ops& ops, bool recompute = false,
                                                                const std::vector<std::string>& groups = kAllGroups) {
   if (loss == "align") return std::make_unique<AlignObjective>(load_grad_student(student, ops), load_grad_teacher(ops), recompute);
   if (loss == "sft") return std::make_unique<SftObjective>(load_grad_student(student, ops), groups, recompute);
   const nlohmann::json opt = oracle_json(student)["losses"][loss]["options"];
+  if (loss == "dpo")
+    return std::make_unique<DpoObjective>(load_grad_student(student, ops), groups, opt["beta"].get<double>(), recompute);
   const KdOptions kd{.temperature = opt["temperature"].get<float>(), .top_k = opt["top_k"].get<int64_t>(),
                      .ce_weight = opt["ce_weight"].get<float>()};
   return std::make_unique<KdObjective>(load_grad_student(student, ops), load_grad_teacher(ops), groups, kd, recompute);

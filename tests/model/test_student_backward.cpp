@@ -94,6 +94,7 @@ TEST(StudentBackward, DirectionalDerivativesOfTwoLayerModel) {
   check_directional("gate_tied", "kd_full", {"time_mix", "mlp", "norm", "head"});  // tied: one "head" tensor
   check_directional("gn_untied", "kd_topk", test::kAllGroups);
   check_directional("gn_untied", "sft", {"time_mix", "mlp", "norm"});
+  check_directional("gate_tied", "dpo", {"time_mix", "mlp", "norm", "head"});
 }
 
 void expect_same_gradients(StudentObjective& a, StudentObjective& b, double tol) {

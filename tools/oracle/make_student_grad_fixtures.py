@@ -15,12 +15,15 @@ Losses (means over what counts):
   kd_full:  tau^2·KL(softmax(t/tau) || softmax(s/tau)) + alpha·CE, full vocabulary.
   kd_topk:  the same with the teacher renormalised over its top k logits.
   sft:      CE of the counted targets.
+  dpo:      row 0 the chosen and row 1 the rejected reply, REF the reference log-probability of
+            every token (the student's own, shifted a little per token): z = beta·[(logp_0 − ref_0) − (logp_1 − ref_1)], each sum over the row's
+            counted targets; loss = −log σ(z) (one pair).
 Writes tests/data/student_grad/:
   teacher/        config.json, model.safetensors (F32)
   <student>/      config.json (our student format), model.safetensors (F32), oracle.json (the batch,
                   and per loss its options, value and the tensor order of grads_<loss>.f32), and
                   grads_<loss>.f32: every gradient in that order, HF shapes, little-endian float32.
-Students: gate_tied (gate, tied head, no group norm): align, kd_full (tau 2, alpha 0.5), sft;
+Students: gate_tied (gate, tied head, no group norm): align, kd_full (tau 2, alpha 0.5), sft, dpo (beta 0.5);
           gn_untied (group norm, no gate, untied head): align, kd_topk (k 5, tau 1.5, alpha 0.3).
 
 Run: /tmp/venv/py/bin/python tools/oracle/make_student_grad_fixtures.py [--out tests/data/student_grad]
@@ -46,6 +49,9 @@ DOCS = [[5] * 6 + [6] * 6,
         [6] * 12]
 MASK = [[1] * 12,
         [1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1]]
+# The dpo reference: each student's own log-probability of every token, shifted by up to ±0.3 per
+# token (reference_logprobs), so that the margin is moderate and sigma(-z) is far from 0 and 1.
+SHIFT = [[0.1 * ((r * 5 + t * 3) % 7) - 0.3 for t in range(12)] for r in range(2)]
 
 
 def rng_tensors(g):
@@ -310,6 +316,29 @@ def sft_loss(W, cfg):
     return total / n
 
 
+def reference_logprobs(W, cfg):
+    ref = []
+    with torch.no_grad():
+        for row in range(B):
+            lp = torch.log_softmax(student_row(W, cfg, row), 1)
+            ref.append([0.0] + [float(lp[t][TOKENS[row][t + 1]]) + SHIFT[row][t + 1] for t in range(T)])
+    return ref
+
+
+def dpo_loss(W, cfg, beta, REF):
+    margin = []
+    for row in range(B):
+        s_logits = student_row(W, cfg, row)
+        lp, ref = 0.0, 0.0
+        for t in range(T):
+            if counted(row, t):
+                lp = lp + torch.log_softmax(s_logits[t], 0)[TOKENS[row][t + 1]]
+                ref += REF[row][t + 1]
+        margin.append(lp - ref)
+    z = beta * (margin[0] - margin[1])
+    return -torch.nn.functional.logsigmoid(z)
+
+
 def write_model(d, cfg, W):
     os.makedirs(d, exist_ok=True)
     save_file({k: v.to(torch.float32).contiguous() for k, v in W.items()}, os.path.join(d, "model.safetensors"),
@@ -322,13 +351,16 @@ def make_student(out, name, cfg, g, teacher, losses):
     d = os.path.join(out, name)
     W0 = student_weights(cfg, g)
     write_model(d, cfg, W0)
-    oracle = {"tokens": TOKENS, "doc_ids": DOCS, "mask": MASK, "B": B, "T": T, "losses": {}}
+    REF = [[float(np.float32(x)) for x in row] for row in reference_logprobs(W0, cfg)]
+    oracle = {"tokens": TOKENS, "doc_ids": DOCS, "mask": MASK, "ref": REF, "B": B, "T": T, "losses": {}}
     for loss_name, opts in losses:
         W = {k: v.clone().requires_grad_(True) for k, v in W0.items()}
         if loss_name == "align":
             loss = align_loss(W, cfg, teacher)
         elif loss_name.startswith("kd"):
             loss = kd_loss(W, cfg, teacher, opts["temperature"], opts["ce_weight"], opts["top_k"])
+        elif loss_name == "dpo":
+            loss = dpo_loss(W, cfg, opts["beta"], REF)
         else:
             loss = sft_loss(W, cfg)
         loss.backward()
@@ -352,7 +384,7 @@ def main():
     with torch.no_grad():
         teacher = [teacher_row(TW, row) for row in range(B)]
     make_student(args.out, "gate_tied", student_config("gate_tied", True, False, True, (8, 8, 4, 8)), g, teacher,
-                 [("align", {}), ("kd_full", {"temperature": 2.0, "top_k": 0, "ce_weight": 0.5}), ("sft", {})])
+                 [("align", {}), ("kd_full", {"temperature": 2.0, "top_k": 0, "ce_weight": 0.5}), ("sft", {}), ("dpo", {"beta": 0.5})])
     make_student(args.out, "gn_untied", student_config("gn_untied", False, True, False, (4, 8, 4, 0)), g, teacher,
                  [("align", {}), ("kd_topk", {"temperature": 1.5, "top_k": 5, "ce_weight": 0.3})])
 
