@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the default teacher, at a small budget: install, fetch SmolLM2-135M-Instruct,
-# build, make the Debian corpus, convert the teacher into an ARWKV student, distill it (align, then
-# kd; configs/smollm2-demo.toml, a few minutes on 2 cores), evaluate it against the teacher before
-# and after each stage, and chat with teacher and student side by side (runs/demo/report.md).
+# build, make the Debian corpus, convert the teacher into an ARWKV student, distill it (align on the
+# corpus, then align on the teacher's own chat replies; configs/smollm2-demo.toml, about 14 minutes
+# on 2 cores with the corpus), evaluate it against the teacher before and after each stage, and
+# chat with teacher and students side by side (runs/demo/report.md).
 # configs/smollm2.toml is the full run (about 45 minutes of training): scripts/distill.sh configs/smollm2.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # distill.sh CONFIG.toml: the whole ARWKV pipeline on the default teacher, measured.
 #
-#   1. the Debian corpus (scripts/make_corpus.sh) unless its data directory exists;
+#   1. the Debian corpus (scripts/make_corpus.sh) unless its data directory exists, and for a stage
+#      whose data directory is named teacher-chat and does not exist yet, the teacher's replies to
+#      the first CHAT_PROMPTS prompts of build-corpus/prompts.txt (arwkv chatgen, sampled, seed 1,
+#      CHAT_REPLY_TOKENS tokens at most) tokenized into it;
 #   2. the student of the config's [run] student, converted from its teacher (--init transfer,
 #      its output scales calibrated on CALIBRATE_TOKENS tokens of the data) unless it exists;
 #   3. held-out evaluation of the untrained student: teacher and student perplexity, mean KL and
@@ -15,7 +18,7 @@
 # Settings (environment): ARWKV (build/arwkv), EVAL_TOKENS (8192), EVAL_TEXT
 # (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer), BACKEND (cpu: where evaluation and
 # chat run; training runs where the config's [run] backend says), CALIBRATE_TOKENS (4096; 0: no
-# calibration).
+# calibration), CHAT_PROMPTS (96), CHAT_REPLY_TOKENS (80).
 # Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +53,17 @@ if [[ ! -d $data ]]; then
   say "making the corpus ($data)"
   DATA_OUT=$data scripts/make_corpus.sh
 fi
+chat_prompts=${CHAT_PROMPTS:-96}
+chat_reply_tokens=${CHAT_REPLY_TOKENS:-80}
+stage_data=$(awk '/^\[\[stage\]\]/ { s = 1 } s && $1 == "data" { sub(/^[^=]*=[ \t]*"/, ""); sub(/".*/, ""); print }' "$config")
+for d in $stage_data; do
+  [[ $(basename "$d") == teacher-chat && ! -f $d/manifest.json ]] || continue
+  say "the teacher's replies to $chat_prompts prompts ($d)"
+  mkdir -p "$(dirname "$d")"
+  "$arwkv" chatgen -m "$teacher" --prompts build-corpus/prompts.txt --limit "$chat_prompts" -n "$chat_reply_tokens" \
+    --keep-truncated --seed 1 --out "$d.jsonl"
+  "$arwkv" data --tokenizer "$teacher" --out "$d" --val-fraction 0.08 --seed 1 --force "$d.jsonl"
+done
 mkdir -p "$out"
 if [[ ! -f $student/config.json ]]; then
   calibrate=()
