@@ -250,4 +250,12 @@ eval_batches = 1
   CliRun refused = run_arwkv("distill dpo-text.toml");
   EXPECT_NE(refused.status, 0);
   EXPECT_NE(refused.output.find("not preference data"), std::string::npos) << refused.output;
+
+  // A chat that does not end on an assistant's reply is refused by file and line, and no data is left.
+  std::ofstream("bad.jsonl") << R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]})"
+                             << "\n" << R"({"messages": [{"role": "user", "content": "And then?"}]})" << "\n";
+  CliRun bad = run_arwkv("pairs -m runs/smoke/sft --chat bad.jsonl --out runs/bad-pairs");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("bad.jsonl:2"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists("runs/bad-pairs"));
 }
