@@ -4,7 +4,8 @@
 // "\n#next-file\n" and its name on the first line of the part.
 //
 // With ARWKV_FUZZ_WRITE_SEEDS=DIR the target writes inputs made from directories that `arwkv
-// data` writes (plain text and chats, one or several shards per split) into DIR and exits.
+// data` writes (plain text and chats, one or several shards per split) and `arwkv pairs` writes
+// (preference data) into DIR and exits.
 #include <algorithm>
 #include <cctype>
 
@@ -28,6 +29,15 @@ std::string read_file(const std::filesystem::path& p) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// The packed input of a data directory: its manifest, then every other file.
+std::string pack_directory(const std::string& dir) {
+  std::string packed = read_file(std::filesystem::path(dir) / kDataManifestName);
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename() != kDataManifestName)
+      packed += std::string(kNext) + e.path().filename().string() + "\n" + read_file(e.path());
+  return packed;
+}
+
 void write_seeds(const std::string& out) {
   std::filesystem::create_directories(out);
   const std::string text = fuzz::write_scratch("corpus.txt", "Hello world.\n\nA second paragraph, 42 tokens or so.\n");
@@ -49,12 +59,19 @@ void write_seeds(const std::string& out) {
     o.split_paragraphs = true;
     o.threads = 1;
     build_dataset(fuzz::smollm2_tokenizer(), o);
-    std::string packed = read_file(std::filesystem::path(o.out) / kDataManifestName);
-    for (const auto& e : std::filesystem::directory_iterator(o.out))
-      if (e.path().filename() != kDataManifestName)
-        packed += std::string(kNext) + e.path().filename().string() + "\n" + read_file(e.path());
-    std::ofstream(out + "/" + s.name, std::ios::binary) << packed;
+    std::ofstream(out + "/" + s.name, std::ios::binary) << pack_directory(o.out);
   }
+  std::vector<PreferencePair> pairs;
+  for (int i = 0; i < 4; ++i)
+    pairs.push_back({{{1, 2, 3 + i, 4}, {0, 0, 1, 1}, {0.0f, -1.5f, -2.0f, -0.5f}},
+                     {{1, 2, 7, 8, 9 + i}, {0, 0, 1, 1, 1}, {0.0f, -1.5f, -3.0f, -2.5f, -1.0f}}});
+  PairDataOptions p;
+  p.out = (fuzz::scratch_dir() / "pairs").string();
+  p.val_fraction = 0.25;
+  p.force = true;
+  p.input = {"chats.jsonl", "jsonl", 1, 0, 0};
+  write_pair_dataset(fuzz::smollm2_tokenizer(), pairs, p);
+  std::ofstream(out + "/pairs", std::ios::binary) << pack_directory(p.out);
 }
 
 }  // namespace
