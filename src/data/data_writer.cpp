@@ -111,13 +111,13 @@ class Tokenizing {
   int64_t bytes_ = 0;
 };
 
-fs::path check_out_dir(const DataOptions& o) {
-  fs::path out(o.out);
+fs::path check_out_dir(const std::string& dir, bool force) {
+  fs::path out(dir);
   if (out.filename().empty()) out = out.parent_path();
   if (out.empty()) fail("data: no output directory given");
   if (fs::exists(out)) {
     if (!fs::is_directory(out)) fail("{}: exists and is not a directory", out.string());
-    if (!fs::is_empty(out) && !o.force)
+    if (!fs::is_empty(out) && !force)
       fail("{}: the directory exists and is not empty (--force replaces it)", out.string());
   }
   return out;
@@ -200,6 +200,16 @@ void write_directory(const Corpus& c, DataManifest& m, const fs::path& dir) {
   write_file_atomically((dir / kDataManifestName).string(), [&](std::FILE* f) { std::fputs(text.c_str(), f); });
 }
 
+// A manifest before any document: the tokenizer's identity and the split and shard settings.
+DataManifest new_manifest(const Tokenizer& tokenizer, uint64_t seed, double val_fraction, int64_t shard_tokens) {
+  DataManifest m;
+  m.tokenizer = tokenizer_identity(tokenizer);
+  m.seed = seed;
+  m.val_fraction = val_fraction;
+  m.shard_tokens = shard_tokens;
+  return m;
+}
+
 // Writes the directory into a temporary sibling and renames it onto out; nothing is left on error.
 void write_atomically(const Corpus& corpus, DataManifest& m, const fs::path& out) {
   const fs::path tmp = temporary_sibling(out);
@@ -236,14 +246,10 @@ DataReport build_dataset(const Tokenizer& tokenizer, const DataOptions& o) {
   if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
     fail("data: --val-fraction {} must be in [0, 1)", o.val_fraction);
   if (o.shard_tokens < 1) fail("data: --shard-tokens {} must be positive", o.shard_tokens);
-  const fs::path out = check_out_dir(o);
+  const fs::path out = check_out_dir(o.out, o.force);
   const auto t0 = std::chrono::steady_clock::now();
 
-  DataManifest m;
-  m.tokenizer = tokenizer_identity(tokenizer);
-  m.seed = o.seed;
-  m.val_fraction = o.val_fraction;
-  m.shard_tokens = o.shard_tokens;
+  DataManifest m = new_manifest(tokenizer, o.seed, o.val_fraction, o.shard_tokens);
   Corpus corpus;
   Tokenizing tok(tokenizer, o.threads, corpus, m.inputs);
   int64_t last_report = 0;
@@ -272,16 +278,9 @@ DataReport write_pair_dataset(const Tokenizer& tokenizer, const std::vector<Pref
   if (pairs.empty()) fail("pairs: no pairs to write");
   if (!(o.val_fraction >= 0.0 && o.val_fraction < 1.0))
     fail("pairs: the validation fraction {} must be in [0, 1)", o.val_fraction);
-  DataOptions d;
-  d.out = o.out;
-  d.force = o.force;
-  const fs::path out = check_out_dir(d);
+  const fs::path out = check_out_dir(o.out, o.force);
   const auto t0 = std::chrono::steady_clock::now();
-  DataManifest m;
-  m.tokenizer = tokenizer_identity(tokenizer);
-  m.seed = o.seed;
-  m.val_fraction = o.val_fraction;
-  m.shard_tokens = int64_t{1} << 24;
+  DataManifest m = new_manifest(tokenizer, o.seed, o.val_fraction, int64_t{1} << 24);
   m.pairs = true;
   m.has_masks = true;
   Corpus corpus;
