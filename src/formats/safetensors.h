@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,9 @@ class SafetensorsWriter {
  public:
   void add(const std::string& name, const HostTensor& t, DType stored = DType::F32);
   void add(const std::string& name, const float* data, const Shape& shape, DType stored = DType::F32);
+  // A tensor whose values are made only while write() runs, one tensor at a time, so that a large
+  // model is never held twice in memory; `values` must return `shape` (else write() throws).
+  void add_deferred(const std::string& name, const Shape& shape, DType stored, std::function<HostTensor()> values);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   void write(const std::string& path) const;
 
@@ -85,7 +89,12 @@ class SafetensorsWriter {
     std::string dtype;
     std::vector<int64_t> shape;
     std::vector<uint8_t> bytes;
+    uint64_t size = 0;                    // bytes in the file
+    Shape full_shape;
+    DType stored = DType::F32;
+    std::function<HostTensor()> values;   // deferred: made while writing
   };
+  void check_new(const std::string& name) const;
   std::vector<Item> items_;
   std::map<std::string, std::string> metadata_;
 };

@@ -13,29 +13,63 @@ void SafetensorsWriter::add(const std::string& name, const HostTensor& t, DType 
   add(name, t.values.data(), t.shape, stored);
 }
 
-void SafetensorsWriter::add(const std::string& name, const float* data, const Shape& shape, DType stored) {
-  ARWKV_ASSERT(!name.empty() && name != "__metadata__", "bad safetensors tensor name '{}'", name);
-  for (const Item& it : items_) ARWKV_ASSERT(it.name != name, "duplicate safetensors tensor '{}'", name);
-  Item item{name, {}, {}, {}};
-  for (int i = 0; i < shape.ndim; ++i) item.shape.push_back(shape[i]);
-  const size_t n = static_cast<size_t>(shape.numel());
+namespace {
+
+const char* stored_name(DType stored) {
   switch (stored) {
-    case DType::F32:
-      item.dtype = "F32";
-      item.bytes.resize(n * 4);
-      if (n) std::memcpy(item.bytes.data(), data, n * 4);
-      break;
-    case DType::F16: case DType::BF16:
-      item.dtype = stored == DType::F16 ? "F16" : "BF16";
-      item.bytes.resize(n * 2);
-      for (size_t i = 0; i < n; ++i) {
-        const uint16_t h = stored == DType::F16 ? fp32_to_fp16(data[i]) : fp32_to_bf16(data[i]);
-        item.bytes[2 * i] = static_cast<uint8_t>(h & 0xff);
-        item.bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-      }
-      break;
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
     default: ARWKV_ASSERT(false, "safetensors writer cannot store {}", dtype_name(stored));
   }
+  return "";
+}
+
+size_t stored_size(DType stored) { return stored == DType::F32 ? 4 : 2; }
+
+// n fp32 values as `stored`, little-endian.
+void encode(const float* data, size_t n, DType stored, std::vector<uint8_t>& out) {
+  out.resize(n * stored_size(stored));
+  if (stored == DType::F32) {
+    if (n) std::memcpy(out.data(), data, n * 4);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = stored == DType::F16 ? fp32_to_fp16(data[i]) : fp32_to_bf16(data[i]);
+    out[2 * i] = static_cast<uint8_t>(h & 0xff);
+    out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
+
+}  // namespace
+
+void SafetensorsWriter::check_new(const std::string& name) const {
+  ARWKV_ASSERT(!name.empty() && name != "__metadata__", "bad safetensors tensor name '{}'", name);
+  for (const Item& it : items_) ARWKV_ASSERT(it.name != name, "duplicate safetensors tensor '{}'", name);
+}
+
+void SafetensorsWriter::add(const std::string& name, const float* data, const Shape& shape, DType stored) {
+  check_new(name);
+  Item item;
+  item.name = name;
+  item.dtype = stored_name(stored);
+  for (int i = 0; i < shape.ndim; ++i) item.shape.push_back(shape[i]);
+  encode(data, static_cast<size_t>(shape.numel()), stored, item.bytes);
+  item.size = item.bytes.size();
+  items_.push_back(std::move(item));
+}
+
+void SafetensorsWriter::add_deferred(const std::string& name, const Shape& shape, DType stored,
+                                     std::function<HostTensor()> values) {
+  check_new(name);
+  Item item;
+  item.name = name;
+  item.dtype = stored_name(stored);
+  for (int i = 0; i < shape.ndim; ++i) item.shape.push_back(shape[i]);
+  item.size = static_cast<uint64_t>(shape.numel()) * stored_size(stored);
+  item.full_shape = shape;
+  item.stored = stored;
+  item.values = std::move(values);
   items_.push_back(std::move(item));
 }
 
@@ -44,8 +78,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t at = 0;
   for (const Item& it : items_) {
-    header[it.name] = {{"dtype", it.dtype}, {"shape", it.shape}, {"data_offsets", {at, at + it.bytes.size()}}};
-    at += it.bytes.size();
+    header[it.name] = {{"dtype", it.dtype}, {"shape", it.shape}, {"data_offsets", {at, at + it.size}}};
+    at += it.size;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -54,7 +88,18 @@ void SafetensorsWriter::write(const std::string& path) const {
   write_file_atomically(path, [&](std::FILE* f) {
     write_bytes(f, len, 8, path);
     write_bytes(f, text.data(), text.size(), path);
-    for (const Item& it : items_) write_bytes(f, it.bytes.data(), it.bytes.size(), path);
+    std::vector<uint8_t> bytes;
+    for (const Item& it : items_) {
+      if (!it.values) {
+        write_bytes(f, it.bytes.data(), it.bytes.size(), path);
+        continue;
+      }
+      const HostTensor t = it.values();
+      if (!(t.shape == it.full_shape))
+        fail("{}: tensor '{}' has shape {}, expected {}", path, it.name, t.shape.str(), it.full_shape.str());
+      encode(t.values.data(), t.values.size(), it.stored, bytes);
+      write_bytes(f, bytes.data(), bytes.size(), path);
+    }
   });
 }
 

@@ -160,6 +160,7 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   r.str("kd_teacher", s.kd_teacher);
   r.number("beta", s.beta);
   r.boolean("recompute", s.recompute);
+  r.str("frozen_dtype", s.frozen_dtype);
   r.no_other_keys();
   if (!valid_stage_name(s.name)) r.bad("name", fmt::format("'{}' is not a name of letters, digits, _ - .", s.name));
   if (!has_objective(s.kind) && s.kind != "align" && s.kind != "kd" && s.kind != "sft" && s.kind != "dpo")
@@ -173,6 +174,8 @@ StageConfig read_stage(const toml::table& t, const std::string& source, size_t i
   if (s.min_lr > s.lr) r.bad("min_lr", fmt::format("{} exceeds lr {}", s.min_lr, s.lr));
   if (r.has("warmup") && r.has("warmup_tokens")) r.bad("warmup_tokens", "give warmup or warmup_tokens, not both");
   if (s.temperature <= 0.0) r.bad("temperature", "must be positive");
+  if (s.frozen_dtype != "stored" && s.frozen_dtype != "f32" && s.frozen_dtype != "bf16" && s.frozen_dtype != "f16")
+    r.bad("frozen_dtype", fmt::format("'{}' is not stored, f32, bf16 or f16", s.frozen_dtype));
   if (!(s.beta > 0.0 && s.beta <= 1e3)) r.bad("beta", "must be in (0, 1000]");
   if (s.kind == "dpo" && s.batch % 2 != 0) r.bad("batch", fmt::format("dpo rows come in pairs: {} is odd", s.batch));
   // Far beyond any run, and far enough from overflow for the step counts derived from them.

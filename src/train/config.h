@@ -39,6 +39,8 @@
 //   beta = 0.1                     # dpo: β, the scale of the log-ratio margin (data: `arwkv pairs`;
 //                                  # batch counts rows: batch/2 pairs a micro-batch)
 //   recompute = false              # recompute activations in backward instead of keeping them
+//   frozen_dtype = "stored"        # the student's matrices that do not train: as the checkpoint
+//                                  # stores them (a bf16 one stays bf16), or "f32", "bf16", "f16"
 //
 // Unknown keys, wrong types and bad values throw arwkv::Error naming the file, the line, the
 // table and the key.
@@ -68,6 +70,7 @@ struct StageConfig {
   std::string kd_teacher;
   double beta = 0.1;
   bool recompute = false;
+  std::string frozen_dtype = "stored";
 
   int64_t tokens_per_step() const { return batch * seq_len * grad_accum; }
   int64_t total_steps() const;  // the stage's real length: ceil(tokens / tokens_per_step), ≥ 1

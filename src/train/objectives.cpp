@@ -74,7 +74,8 @@ void StudentObjective::size_io() {
   const int64_t R = B_ * T_, V = student_->config().vocab_size;
   if (R <= io_rows_) return;
   const int64_t n = std::min(R, kHeadRows), K = std::max<int64_t>(top_k_, 1);
-  const Shape shapes[] = {{R}, {R}, {n, V}, {n, V}, {n, V}, {n}, {n}, {n, V}, {n, K}};
+  const int64_t C = teacher_ ? teacher_->config().hidden_size : 1;
+  const Shape shapes[] = {{R}, {R}, {n, V}, {n, V}, {n, V}, {n}, {n}, {n, V}, {n, K}, {n, C}};
   size_t total = 0;
   for (const Shape& s : shapes) total += (static_cast<size_t>(s.numel()) * 4 + 63) / 64 * 64;
   io_ = ops().alloc(total);
@@ -93,39 +94,58 @@ void StudentObjective::size_io() {
   loss2_ = take(shapes[6], DType::F32);
   chunk_a_ = take(shapes[7], DType::F32);
   chunk_b_ = take(shapes[8], DType::I32);
+  hidden_ = take(shapes[9], DType::F32);
   io_rows_ = R;
 }
 
 void StudentObjective::run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits) {
   ARWKV_ASSERT(teacher_ != nullptr, "this objective has no teacher");
   ARWKV_ASSERT(logits || captures, "a teacher pass with neither logits nor captures");
-  teacher_logits_.clear();
   if (captures) captures->assign(static_cast<size_t>(batch.B), TeacherCapture{});
+  const int64_t C = teacher_->config().hidden_size;
+  teacher_hidden_ = logits ? HostTensor(Shape{batch.B * batch.T, C}) : HostTensor();
   for (int64_t b = 0; b < batch.B; ++b) {
     const std::vector<int32_t> docs = row_doc_ids(batch, b);
     const std::span<const int32_t> ids(ids_.data() + b * batch.T, static_cast<size_t>(batch.T));
     TeacherCapture* cap = captures ? &(*captures)[static_cast<size_t>(b)] : nullptr;
-    if (logits)
-      teacher_logits_.push_back(teacher_->forward(ids, docs, cap));
-    else
+    if (!logits) {
       teacher_->capture_layers(ids, docs, *cap);
+      continue;
+    }
+    const HostTensor h = teacher_->final_hidden(ids, docs, cap);
+    std::copy(h.values.begin(), h.values.end(), teacher_hidden_.values.begin() + b * batch.T * C);
   }
+}
+
+Tensor StudentObjective::teacher_logits(int64_t r0, int64_t n) {
+  ARWKV_ASSERT(teacher_hidden_.shape.ndim == 2 && r0 + n <= teacher_hidden_.shape[0] && n <= chunk_a_.rows(),
+               "teacher logits of rows the teacher has not run");
+  const int64_t C = teacher_hidden_.shape[1];
+  const Tensor hidden = hidden_.slice_rows(0, n), logits = chunk_a_.slice_rows(0, n);
+  ops().upload(hidden, teacher_hidden_.values.data() + r0 * C);
+  teacher_->head_rows(logits, hidden);
+  return logits;
 }
 
 void StudentObjective::agreement(const Batch& batch, ValidationResult& out) {
   const int64_t V = student_->config().vocab_size;
   double kl = 0.0;
   int64_t same = 0;
+  std::vector<float> teacher;
   for (int64_t b = 0; b < batch.B; ++b) {
     const std::vector<int32_t> docs = row_doc_ids(batch, b);
     const std::span<const int32_t> ids(ids_.data() + b * batch.T, static_cast<size_t>(batch.T));
     const HostTensor logits = student_->forward(ids, docs);
-    const HostTensor& teacher = teacher_logits_[static_cast<size_t>(b)];
-    for (int64_t t = 0; t < batch.T; ++t) {
-      if (!counted_[static_cast<size_t>(b * batch.T + t)]) continue;
-      const auto [k, s] = row_agreement(teacher.values.data() + t * V, logits.values.data() + t * V, V);
-      kl += k;
-      same += s ? 1 : 0;
+    for (int64_t t0 = 0; t0 < batch.T; t0 += chunk_a_.rows()) {
+      const int64_t n = std::min(chunk_a_.rows(), batch.T - t0);
+      teacher.resize(static_cast<size_t>(n * V));
+      ops().download(teacher.data(), teacher_logits(b * batch.T + t0, n));
+      for (int64_t t = t0; t < t0 + n; ++t) {
+        if (!counted_[static_cast<size_t>(b * batch.T + t)]) continue;
+        const auto [k, s] = row_agreement(teacher.data() + (t - t0) * V, logits.values.data() + t * V, V);
+        kl += k;
+        same += s ? 1 : 0;
+      }
     }
   }
   const double n = static_cast<double>(std::max<int64_t>(n_counted_, 1));
@@ -158,10 +178,10 @@ double StudentObjective::head_pass(bool backward, const ChunkLoss& chunk) {
 
 void StudentObjective::save_student(const std::string& dir) {
   const Student& s = *student_;
+  auto held = [&](const TensorSpec& spec) { return describe_student_weight(s, spec.name).value.dtype; };
   write_student_checkpoint(dir, s.student_config(), [&](const TensorSpec& spec) {
     const StudentWeight w = describe_student_weight(s, spec.name);
-    HostTensor host(w.value.shape);
-    ops().download(host.values.data(), w.value);
+    HostTensor host = s.weight_to_host(w.value);
     if (w.lora) {  // the view is [out, in]; stored as [in, out]
       const int64_t R = w.value.dim(0), C = w.value.dim(1);
       HostTensor t(Shape{C, R});
@@ -171,7 +191,7 @@ void StudentObjective::save_student(const std::string& dir) {
     }
     host.shape = spec.shape;
     return host;
-  });
+  }, DType::F32, held);
   if (tokenizer_json_.empty()) return;
   // The tokenizer's siblings too: the chat template and the stop tokens that chat and generate use.
   namespace fs = std::filesystem;

@@ -43,7 +43,8 @@ class StudentObjective : public Objective {
  public:
   std::vector<Parameter> parameters() override { return backprop_.parameters(); }
   void zero_grad() override { backprop_.zero_grad(); }
-  // config.json + model.safetensors (F32, so later stages start from exactly these weights) and
+  // config.json + model.safetensors (each tensor in the dtype it is held in: F32, or bf16/f16 for
+  // a compact frozen matrix, so later stages start from exactly these weights) and
   // the student's tokenizer.json alongside when it had one, with the files next to it that chat and
   // generate read (tokenizer_config.json, generation_config.json, special_tokens_map.json,
   // chat_template.jinja).
@@ -58,9 +59,13 @@ class StudentObjective : public Objective {
 
   // Host arrays of a batch: input ids, reset flags, targets, counted flags (B·T each).
   void read_batch(const Batch& batch);
-  // Per row, the teacher's logits [T, V] into teacher_logits_ (and its attention inputs/outputs with
-  // captures). With logits false only the captures: no head, and teacher_logits_ left empty.
+  // Per row, the teacher's final normed hidden states into teacher_hidden_ (and its attention
+  // inputs/outputs with captures); teacher_logits() makes the logits of a chunk of rows from them,
+  // so that the B·T·V logits are never all resident. With logits false only the captures.
   void run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits = true);
+  // The teacher's logits [n, V] of batch rows r0 .. r0 + n (n ≤ the head's chunk), on the device,
+  // in chunk_a_ (valid until chunk_a_ is written again).
+  Tensor teacher_logits(int64_t r0, int64_t n);
   // KL(teacher ‖ student) at τ = 1 and top-1 agreement over counted targets, from Student::forward.
   void agreement(const Batch& batch, ValidationResult& out);
   // The whole student over the batch, then the head in row chunks: chunk(r0, logits [n, V],
@@ -79,9 +84,9 @@ class StudentObjective : public Objective {
   std::string tokenizer_json_;
   int64_t B_ = 0, T_ = 0, n_counted_ = 0;
   std::vector<int32_t> ids_, resets_, targets_, counted_;
-  std::vector<HostTensor> teacher_logits_;  // per row [T, V]
-  Buffer io_;                               // device: targets, counted flags, the head's chunks
-  Tensor targets_dev_, counted_dev_, logits_, dlogits_, dlogits2_, loss_, loss2_, chunk_a_, chunk_b_;
+  HostTensor teacher_hidden_;                // [B·T, C]
+  Buffer io_;                                // device: targets, counted flags, the head's chunks
+  Tensor targets_dev_, counted_dev_, logits_, dlogits_, dlogits2_, loss_, loss2_, chunk_a_, chunk_b_, hidden_;
   int64_t io_rows_ = 0;
   int64_t top_k_ = 0;  // columns of chunk_b_ (kd with a top-k teacher)
 

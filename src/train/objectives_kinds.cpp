@@ -125,26 +125,23 @@ double KdObjective::run(bool backward) {
   const int64_t V = student_->config().vocab_size, K = kd_.top_k;
   const float scale = 1.0f / static_cast<float>(std::max<int64_t>(n_counted_, 1));
   std::vector<int32_t> ids(static_cast<size_t>(std::max<int64_t>(K, 1)));
-  std::vector<float> values(ids.size());
+  std::vector<float> values(ids.size()), teacher;
   const double total = head_pass(backward, [&](int64_t r0, Tensor logits, Tensor dlogits, Tensor loss) {
     const int64_t n = logits.rows();
-    for (int64_t i = 0; i < n; ++i) {  // the teacher's rows r0 .. r0 + n
-      const int64_t r = r0 + i;
-      const float* row = teacher_logits_[static_cast<size_t>(r / T_)].values.data() + (r % T_) * V;
-      if (K == 0) {
-        ops().upload(chunk_a_.slice_rows(i, i + 1), row);
-        continue;
-      }
-      top_k_row(row, V, K, ids.data(), values.data());
-      ops().upload(Tensor{static_cast<float*>(chunk_a_.data) + i * K, Shape{1, K}, DType::F32, ops().device()}, values.data());
-      ops().upload(chunk_b_.slice_rows(i, i + 1), ids.data());
-    }
-    const Tensor mask = counted(r0, n);
+    const Tensor mask = counted(r0, n), t_logits = teacher_logits(r0, n);  // the teacher's rows r0 .. r0 + n
     if (K == 0) {
-      ops().kl_div(loss, dlogits, logits, chunk_a_.slice_rows(0, n), mask, kd_.temperature, scale);
+      ops().kl_div(loss, dlogits, logits, t_logits, mask, kd_.temperature, scale);
     } else {
-      const Tensor t_logits{chunk_a_.data, Shape{n, K}, DType::F32, ops().device()};
-      ops().kl_div_topk(loss, dlogits, logits, chunk_b_.slice_rows(0, n), t_logits, mask, kd_.temperature, scale);
+      teacher.resize(static_cast<size_t>(n * V));
+      ops().download(teacher.data(), t_logits);
+      for (int64_t i = 0; i < n; ++i) {  // chunk_a_ now holds [n, K] values
+        top_k_row(teacher.data() + i * V, V, K, ids.data(), values.data());
+        ops().upload(Tensor{static_cast<float*>(chunk_a_.data) + i * K, Shape{1, K}, DType::F32, ops().device()},
+                     values.data());
+        ops().upload(chunk_b_.slice_rows(i, i + 1), ids.data());
+      }
+      const Tensor top{chunk_a_.data, Shape{n, K}, DType::F32, ops().device()};
+      ops().kl_div_topk(loss, dlogits, logits, chunk_b_.slice_rows(0, n), top, mask, kd_.temperature, scale);
     }
     if (kd_.ce_weight > 0.0f) {  // + α·cross-entropy of the next token
       const Tensor ce = loss2_.slice_rows(0, n), dce = dlogits.data ? dlogits2_.slice_rows(0, n) : Tensor{};
@@ -312,11 +309,17 @@ void check_data(const RunContext& ctx, const std::string& tokenizer_json, int64_
   ctx.data->check_tokenizer(Tokenizer(load_tokenizer_json(tokenizer_json)), vocab);
 }
 
-LoadedStudent load_student(const RunContext& ctx) {
+// The stage's student: what trains fp32, the other matrices as the stage's frozen_dtype says.
+LoadedStudent load_student(const StageConfig& st, const RunContext& ctx, const std::vector<std::string>& groups) {
   ARWKV_ASSERT(ctx.ops != nullptr, "a run context without a backend");
   const std::unique_ptr<StudentCheckpoint> ck = StudentCheckpoint::open(ctx.student_path);
   check_data(ctx, ck->tokenizer_json_path(), ck->config().base.vocab_size);
-  return {std::make_unique<Student>(*ck, *ctx.ops), ck->tokenizer_json_path()};
+  StudentOptions opt;
+  if (st.frozen_dtype == "f32") opt.frozen = DType::F32;
+  if (st.frozen_dtype == "bf16") opt.frozen = DType::BF16;
+  if (st.frozen_dtype == "f16") opt.frozen = DType::F16;
+  opt.trains = [cfg = ck->config(), groups](const std::string& name) { return student_tensor_trains(cfg, name, groups); };
+  return {std::make_unique<Student>(*ck, *ctx.ops, opt), ck->tokenizer_json_path()};
 }
 
 std::unique_ptr<Teacher> load_teacher(const StageConfig& st, const RunContext& ctx) {
@@ -332,24 +335,24 @@ void register_student_objectives() {
   register_objective("align", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
     for (const std::string& g : st.train)
       if (g != "time_mix") fail("stage '{}': align trains only time_mix, not '{}'", st.name, g);
-    LoadedStudent s = load_student(ctx);
+    LoadedStudent s = load_student(st, ctx, {"time_mix"});
     return std::make_unique<AlignObjective>(std::move(s.model), load_teacher(st, ctx), st.recompute, s.tokenizer_json);
   });
   register_objective("kd", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
-    LoadedStudent s = load_student(ctx);
+    LoadedStudent s = load_student(st, ctx, st.train);
     const KdOptions kd{.temperature = static_cast<float>(st.temperature), .top_k = st.top_k,
                        .ce_weight = static_cast<float>(st.ce_weight)};
     return std::make_unique<KdObjective>(std::move(s.model), load_teacher(st, ctx), st.train, kd, st.recompute,
                                          s.tokenizer_json);
   });
   register_objective("sft", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
-    LoadedStudent s = load_student(ctx);
+    LoadedStudent s = load_student(st, ctx, st.train);
     return std::make_unique<SftObjective>(std::move(s.model), st.train, st.recompute, s.tokenizer_json);
   });
   register_objective("dpo", [](const StageConfig& st, const RunContext& ctx) -> std::unique_ptr<Objective> {
     if (ctx.data && !ctx.data->manifest().pairs)
       fail("stage '{}': {} is not preference data (make it with `arwkv pairs`)", st.name, ctx.data->dir());
-    LoadedStudent s = load_student(ctx);
+    LoadedStudent s = load_student(st, ctx, st.train);
     return std::make_unique<DpoObjective>(std::move(s.model), st.train, st.beta, st.recompute, s.tokenizer_json);
   });
 }

@@ -66,14 +66,13 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::save(SafetensorsWriter& w) const {
-  std::vector<float> host;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    for (const auto& [prefix, t] : {std::pair{"adamw.m/", moments_[i].m}, std::pair{"adamw.v/", moments_[i].v}}) {
-      host.resize(static_cast<size_t>(t.numel()));
-      ops_.download(host.data(), t);
-      w.add(prefix + params_[i].name, host.data(), t.shape);
-    }
-  }
+  for (size_t i = 0; i < params_.size(); ++i)  // downloaded when the writer writes them, one at a time
+    for (const auto& [prefix, t] : {std::pair{"adamw.m/", moments_[i].m}, std::pair{"adamw.v/", moments_[i].v}})
+      w.add_deferred(prefix + params_[i].name, t.shape, DType::F32, [this, t] {
+        HostTensor host(t.shape);
+        ops_.download(host.values.data(), t);
+        return host;
+      });
 }
 
 void AdamW::load(const SafetensorsFile& f) {

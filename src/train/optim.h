@@ -46,7 +46,8 @@ class AdamW {
   int64_t steps() const { return step_; }
   const std::vector<Parameter>& parameters() const { return params_; }
 
-  // The moments as "adamw.m/<name>" and "adamw.v/<name>" (fp32); load checks names and shapes and
+  // The moments as "adamw.m/<name>" and "adamw.v/<name>" (fp32, read when the writer writes, so it
+  // must not outlive this optimiser); load checks names and shapes and
   // throws naming the file. The step count travels separately (set_steps).
   void save(SafetensorsWriter& w) const;
   void load(const SafetensorsFile& f);

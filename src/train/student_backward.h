@@ -51,6 +51,9 @@ struct StudentWeight {
   Tensor Student::Layer::* field = nullptr;
 };
 StudentWeight describe_student_weight(const Student& student, const std::string& name);
+// Whether the tensor `name` of student_tensor_list(cfg) is a parameter when `groups` train (a tied
+// embedding trains with "embedding" or "head"); what StudentBackprop will train, before a Student exists.
+bool student_tensor_trains(const StudentConfig& cfg, const std::string& name, const std::vector<std::string>& groups);
 
 class StudentBackprop {
  public:

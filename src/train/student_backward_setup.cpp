@@ -123,6 +123,21 @@ StudentWeight describe_student_weight(const Student& student, const std::string&
   return w;
 }
 
+bool student_tensor_trains(const StudentConfig& cfg, const std::string& name, const std::vector<std::string>& groups) {
+  std::string key;
+  if (split_layer_name(name, &key) < 0) {
+    if (name == "model.embed_tokens.weight")
+      return wants(groups, "embedding") || (cfg.base.tie_embeddings && wants(groups, "head"));
+    if (name == "lm_head.weight") return wants(groups, "head");
+    if (name == "model.norm.weight") return wants(groups, "norm");
+    return false;
+  }
+  if (key.rfind("self_attn.time_mixer.", 0) == 0) return wants(groups, "time_mix");
+  for (const FieldInfo& f : kFields)
+    if (key == f.key) return wants(groups, f.group);
+  return false;
+}
+
 StudentBackprop::StudentBackprop(const Student& student, const StudentGradOptions& opt)
     : student_(&student), ops_(&student.ops()), cfg_(student.student_config()), recompute_(opt.recompute),
       align_(opt.align), s_(std::make_unique<Scratch>()) {

@@ -54,12 +54,12 @@ std::vector<std::pair<TrainState, fs::path>> list_checkpoints(const fs::path& ro
 
 void save_params(const std::string& path, const std::vector<Parameter>& params, Ops& ops) {
   SafetensorsWriter w;
-  std::vector<float> host;
-  for (const Parameter& p : params) {
-    host.resize(static_cast<size_t>(p.value.numel()));
-    ops.download(host.data(), p.value);
-    w.add(p.name, host.data(), p.value.shape);
-  }
+  for (const Parameter& p : params)  // downloaded one at a time while writing
+    w.add_deferred(p.name, p.value.shape, DType::F32, [&ops, p] {
+      HostTensor host(p.value.shape);
+      ops.download(host.values.data(), p.value);
+      return host;
+    });
   w.write(path);
 }
 

@@ -56,6 +56,49 @@ TEST(Safetensors, WriterRoundTripAllDtypes) {
   EXPECT_EQ(f->load("empty").values.size(), 0u);
 }
 
+// Deferred tensors are made one at a time while the file is written, in insertion order among
+// eager ones; a wrong shape throws and leaves no file.
+TEST(Safetensors, DeferredTensorsAreMadeWhileWriting) {
+  test::TempDir dir;
+  const auto a = test::random_vector(3 * 7, 1), b = test::random_vector(4 * 2, 2);
+  int made = 0;
+  SafetensorsWriter w;
+  w.add_deferred("a", Shape{3, 7}, DType::F32, [&] {
+    ++made;
+    HostTensor t(Shape{3, 7});
+    t.values = a;
+    return t;
+  });
+  w.add("e", b.data(), Shape{8}, DType::F32);
+  w.add_deferred("b", Shape{4, 2}, DType::BF16, [&] {
+    ++made;
+    HostTensor t(Shape{4, 2});
+    t.values = b;
+    return t;
+  });
+  EXPECT_EQ(made, 0);
+  const std::string path = dir.file("d.safetensors");
+  w.write(path);
+  EXPECT_EQ(made, 2);
+  auto f = SafetensorsFile::open(path);
+  EXPECT_EQ(f->load("a").values, a);
+  EXPECT_EQ(f->load("e").values, b);
+  const HostTensor tb = f->load("b");
+  for (size_t i = 0; i < b.size(); ++i) EXPECT_EQ(tb.values[i], bf16_to_fp32(fp32_to_bf16(b[i])));
+
+  SafetensorsWriter bad;
+  bad.add_deferred("x", Shape{2, 2}, DType::F32, [] { return HostTensor(Shape{3}); });
+  const std::string bad_path = dir.file("bad.safetensors");
+  try {
+    bad.write(bad_path);
+    FAIL() << "a wrong shape was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'x' has shape [3], expected [2, 2]"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(bad_path));
+  EXPECT_FALSE(std::filesystem::exists(bad_path + ".tmp"));
+}
+
 TEST(Safetensors, ShardedSet) {
   test::TempDir dir;
   const auto x = test::random_vector(12, 4);

@@ -111,6 +111,33 @@ TEST_P(TeacherTest, CaptureLayersEqualsTheCapturesOfForward) {  // what an align
   EXPECT_THROW(model.capture_layers({}, {}, layers), Error);
 }
 
+// What kd reads a chunk at a time: the final normed hidden states, then the head on rows of them.
+TEST_P(TeacherTest, FinalHiddenThenHeadRowsEqualsForward) {
+  for (Ops* ops : {cpu.get(), ref.get()}) {
+    Teacher model(ckpt, *ops);
+    auto ids = random_ids(13, 97, 5);
+    std::vector<int32_t> docs = {0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2};
+    TeacherCapture full, hid;
+    const HostTensor logits = model.forward(ids, docs, &full);
+    const HostTensor hidden = model.final_hidden(ids, docs, &hid);
+    ASSERT_EQ(hidden.shape, (Shape{13, model.config().hidden_size}));
+    EXPECT_EQ(hid.attn_output.back().values, full.attn_output.back().values);
+    const int64_t V = model.config().vocab_size, C = model.config().hidden_size;
+    Buffer buf = ops->alloc(static_cast<size_t>(5 * (V + C)) * 4);
+    const Tensor h{buf.data(), Shape{5, C}, DType::F32, ops->device()};
+    const Tensor l{static_cast<float*>(buf.data()) + 5 * C, Shape{5, V}, DType::F32, ops->device()};
+    for (int64_t r0 : {0, 5, 8}) {  // overlapping chunks of 5 rows
+      ops->upload(h, hidden.values.data() + r0 * C);
+      model.head_rows(l, h);
+      HostTensor got(Shape{5, V});
+      ops->download(got.values.data(), l);
+      const std::vector<float> want(logits.values.begin() + r0 * V, logits.values.begin() + (r0 + 5) * V);
+      EXPECT_LT(max_rel_error(got.values, want), 1e-6) << ops->name() << " rows from " << r0;
+    }
+    EXPECT_THROW(model.head_rows(l.slice_rows(0, 4), h), Error);
+  }
+}
+
 TEST_P(TeacherTest, KvCacheDecodeMatchesWholeSequence) {
   Teacher model(ckpt, *cpu);
   auto ids = random_ids(20, 97, 2);

@@ -66,8 +66,7 @@ inline std::unique_ptr<StudentObjective> make_oracle_objective(const std::string
 
 // A tensor's values on the host, LoRA matrices transposed back to the stored [in, out].
 inline std::vector<float> stored_layout(const Student& s, const std::string& name, const Tensor& t) {
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  s.ops().download(v.data(), t);
+  std::vector<float> v = s.weight_to_host(t).values;
   if (!describe_student_weight(s, name).lora) return v;
   const int64_t R = t.dim(0), C = t.dim(1);
   std::vector<float> out(v.size());

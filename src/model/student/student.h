@@ -12,7 +12,10 @@
 // Not thread-safe: one caller at a time (the backend keeps scratch memory).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -30,10 +33,25 @@ struct StudentCapture {
   std::vector<HostTensor> mix_output;
 };
 
+// How a Student holds its weights. A matrix that does not train (embedding, head, MLP, kept
+// attention, the r/k/v/o projections of time mixing) may stay compact: the ops read bf16/f16
+// weights directly (forward and the input gradient). Vectors and LoRA matrices are always fp32.
+struct StudentOptions {
+  // The dtype of frozen matrices: nullopt keeps each as the checkpoint stores it (a bf16 checkpoint
+  // stays bf16, an fp32 one fp32); F32, BF16 or F16 converts them to that.
+  std::optional<DType> frozen;
+  // The tensors that train (fp32 whatever the checkpoint stores); null: none.
+  std::function<bool(const std::string& name)> trains;
+};
+
+// Whether a tensor of student_tensor_list may be held compact when it does not train: a matrix
+// named "*.weight" (not a LoRA matrix, not a vector).
+bool student_tensor_may_be_compact(const TensorSpec& spec);
+
 class Student final : public LanguageModel {
  public:
   // Reads every tensor of student_tensor_list(config) into one backend buffer.
-  Student(const StudentCheckpoint& checkpoint, Ops& ops);
+  Student(const StudentCheckpoint& checkpoint, Ops& ops, const StudentOptions& options = {});
   ~Student() override;
 
   const StudentConfig& student_config() const { return cfg_; }
@@ -51,6 +69,8 @@ class Student final : public LanguageModel {
                      ModelState* state = nullptr, StudentCapture* capture = nullptr) const;
 
   size_t weight_bytes() const;
+  // A weight view's values as fp32 on the host, whatever dtype it is held in.
+  HostTensor weight_to_host(Tensor w) const;
 
   struct Layer;
   struct Workspace;

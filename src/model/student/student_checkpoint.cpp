@@ -82,6 +82,13 @@ HostTensor StudentCheckpoint::load(const std::string& name) const {
   return set_ ? set_->load(name) : loader_(name);
 }
 
+DType StudentCheckpoint::stored_dtype(const std::string& name) const {
+  if (!set_) return DType::F32;
+  const SafetensorsEntry* e = set_->find(name);
+  if (!e) fail("{}: no tensor named '{}'", path_, name);
+  return e->dtype == "BF16" ? DType::BF16 : e->dtype == "F16" ? DType::F16 : DType::F32;
+}
+
 bool is_student_checkpoint(const std::string& path) {
   std::error_code ec;
   const fs::path dir = fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
@@ -89,18 +96,16 @@ bool is_student_checkpoint(const std::string& path) {
 }
 
 void write_student_checkpoint(const std::string& dir, const StudentConfig& config,
-                              const std::function<HostTensor(const TensorSpec&)>& get, DType stored) {
+                              const std::function<HostTensor(const TensorSpec&)>& get, DType stored,
+                              const std::function<DType(const TensorSpec&)>& stored_of) {
   check_student_config(config, dir + "/config.json");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("{}: cannot create the directory: {}", dir, ec.message());
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
-  for (const TensorSpec& s : student_tensor_list(config)) {
-    const HostTensor t = get(s);
-    if (!(t.shape == s.shape)) fail("{}: tensor '{}' has shape {}, expected {}", dir, s.name, t.shape.str(), s.shape.str());
-    writer.add(s.name, t, stored);
-  }
+  for (const TensorSpec& s : student_tensor_list(config))  // made one at a time while writing
+    writer.add_deferred(s.name, s.shape, stored_of ? stored_of(s) : stored, [&get, s] { return get(s); });
   writer.write((fs::path(dir) / "model.safetensors").string());
   save_student_config(config, (fs::path(dir) / "config.json").string());
 }

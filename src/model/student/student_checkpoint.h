@@ -30,6 +30,8 @@ class StudentCheckpoint {
   const StudentConfig& config() const { return config_; }
   bool has(const std::string& name) const;
   HostTensor load(const std::string& name) const;  // fp32, whatever the stored dtype
+  // F16 or BF16 when the file stores the tensor so, else F32 (also for other loaders).
+  DType stored_dtype(const std::string& name) const;
   std::string tokenizer_json_path() const { return tokenizer_; }  // empty when absent
 
  private:
@@ -46,9 +48,12 @@ class StudentCheckpoint {
 bool is_student_checkpoint(const std::string& path);
 
 // Writes config.json and model.safetensors into `dir` (created if needed), taking each tensor of
-// student_tensor_list(config) from `get`, stored as `stored`; a wrong shape throws.
+// student_tensor_list(config) from `get` (called once per tensor while the file is written, so
+// that only one tensor is held at a time), stored as `stored`, or as stored_of(spec) when given;
+// a wrong shape throws.
 void write_student_checkpoint(const std::string& dir, const StudentConfig& config,
                               const std::function<HostTensor(const TensorSpec&)>& get,
-                              DType stored = DType::F32);
+                              DType stored = DType::F32,
+                              const std::function<DType(const TensorSpec&)>& stored_of = {});
 
 }  // namespace arwkv

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/finite.h"
+#include "core/half.h"
 #include "model/student/student_checkpoint.h"
 #include "model/student/student_parts.h"
 
@@ -15,7 +16,17 @@ namespace {
 
 constexpr size_t kAlign = 64;  // every tensor starts on a cache line
 
-size_t aligned_bytes(const Shape& s) { return (static_cast<size_t>(s.numel()) * 4 + kAlign - 1) / kAlign * kAlign; }
+size_t aligned_bytes(const Shape& s, DType dt = DType::F32) {
+  const size_t n = s.ndim ? static_cast<size_t>(s.numel() / s[s.ndim - 1]) * dtype_row_bytes(dt, s[s.ndim - 1]) : 4;
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
+
+// fp32 values as `dt` (F16 or BF16), rounded to nearest even.
+std::vector<uint16_t> to_half(const std::vector<float>& v, DType dt) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = dt == DType::BF16 ? fp32_to_bf16(v[i]) : fp32_to_fp16(v[i]);
+  return out;
+}
 
 bool is_lora_matrix(const std::string& name) {
   for (const char* s : {"w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2"})
@@ -38,20 +49,31 @@ struct Carver {
   Device device;
   Tensor take(const Shape& s, DType dt = DType::F32) {
     Tensor t{base + offset, s, dt, device};
-    offset += aligned_bytes(s);
+    offset += aligned_bytes(s, dt);
     return t;
   }
 };
 
 }  // namespace
 
-Student::Student(const StudentCheckpoint& ckpt, Ops& ops) : cfg_(ckpt.config()), ops_(&ops) {
+bool student_tensor_may_be_compact(const TensorSpec& spec) {
+  return spec.shape.ndim == 2 && spec.name.ends_with(".weight");
+}
+
+Student::Student(const StudentCheckpoint& ckpt, Ops& ops, const StudentOptions& options)
+    : cfg_(ckpt.config()), ops_(&ops) {
   const std::vector<TensorSpec> specs = student_tensor_list(cfg_);
   const int64_t C = cfg_.base.hidden_size;
   n_planes_ = cfg_.has_gate ? 6 : 5;
   max_rank_ = std::max({cfg_.decay_lora, cfg_.iclr_lora, cfg_.value_lora, cfg_.gate_lora});
+  if (options.frozen && *options.frozen != DType::F32 && *options.frozen != DType::BF16 && *options.frozen != DType::F16)
+    fail("student: frozen matrices can be held as f32, bf16 or f16, not {}", dtype_name(*options.frozen));
+  auto held_dtype = [&](const TensorSpec& s) {
+    if (!student_tensor_may_be_compact(s) || (options.trains && options.trains(s.name))) return DType::F32;
+    return options.frozen ? *options.frozen : ckpt.stored_dtype(s.name);
+  };
   size_t total = 0;
-  for (const TensorSpec& s : specs) total += aligned_bytes(s.shape);
+  for (const TensorSpec& s : specs) total += aligned_bytes(s.shape, held_dtype(s));
   weights_ = ops.alloc(total);
   Carver carve{static_cast<char*>(weights_.data()), 0, ops.device()};
 
@@ -72,8 +94,12 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops) : cfg_(ckpt.config()),
     }
     if (is_lora_matrix(s.name)) host = transposed(host);
     if (host.shape.ndim == 3) host.shape = Shape{host.shape.numel()};  // [1, 1, C] vectors
-    Tensor t = carve.take(host.shape);
-    ops.upload(t, host.values.data());
+    const DType dt = held_dtype(s);
+    Tensor t = carve.take(host.shape, dt);
+    if (dt == DType::F32)
+      ops.upload(t, host.values.data());
+    else
+      ops.upload(t, to_half(host.values, dt).data());
     views[s.name] = t;
   }
   ARWKV_ASSERT(carve.offset <= total, "student weights overflow their buffer");
@@ -113,6 +139,20 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops) : cfg_(ckpt.config()),
 Student::~Student() = default;
 
 size_t Student::weight_bytes() const { return weights_.size(); }
+
+HostTensor Student::weight_to_host(Tensor w) const {
+  HostTensor host(w.shape);
+  if (w.dtype == DType::F32) {
+    ops_->download(host.values.data(), w);
+    return host;
+  }
+  ARWKV_ASSERT(w.dtype == DType::BF16 || w.dtype == DType::F16, "student weights are f32, bf16 or f16");
+  std::vector<uint16_t> half(static_cast<size_t>(w.numel()));
+  ops_->download(half.data(), w);
+  for (size_t i = 0; i < half.size(); ++i)
+    host.values[i] = w.dtype == DType::BF16 ? bf16_to_fp32(half[i]) : fp16_to_fp32(half[i]);
+  return host;
+}
 
 Student::Workspace Student::make_workspace(int64_t rows, int64_t logit_rows) const {
   const ModelConfig& b = cfg_.base;

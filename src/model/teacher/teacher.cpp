@@ -112,6 +112,24 @@ HostTensor Teacher::forward(std::span<const int32_t> ids, std::span<const int32_
   return logits;
 }
 
+HostTensor Teacher::final_hidden(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
+                                 TeacherCapture* capture) const {
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T == 0) return HostTensor(Shape{0, cfg_.hidden_size});
+  const Workspace ws = run_sequence(ids, doc_ids, capture, false);
+  const Tensor xn = ws.xn.slice_rows(0, T);
+  ops_->rmsnorm(xn, ws.x.slice_rows(0, T), final_norm_, cfg_.rms_eps);
+  HostTensor hidden(Shape{T, cfg_.hidden_size});
+  ops_->download(hidden.values.data(), xn);
+  return hidden;
+}
+
+void Teacher::head_rows(Tensor logits, Tensor hidden) const {
+  if (logits.rows() != hidden.rows() || logits.cols() != cfg_.vocab_size || hidden.cols() != cfg_.hidden_size)
+    fail("teacher head: logits {} for hidden states {}", logits.shape.str(), hidden.shape.str());
+  ops_->matmul(logits, hidden, lm_head_);
+}
+
 void Teacher::capture_layers(std::span<const int32_t> ids, std::span<const int32_t> doc_ids,
                              TeacherCapture& capture) const {
   if (ids.empty()) fail("teacher forward: no tokens to capture");

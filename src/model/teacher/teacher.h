@@ -53,6 +53,13 @@ class Teacher final : public LanguageModel {
   // of equal ids is one document, whose tokens attend only within it, with positions from 0.
   HostTensor forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
                      TeacherCapture* capture = nullptr) const;
+  // The final normed hidden state [T, C] of every token (what the head multiplies), so that the
+  // logits of any rows can be made later, a chunk at a time, by head_rows: forward()'s logits are
+  // head_rows of all of it. Captures as forward().
+  HostTensor final_hidden(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
+                          TeacherCapture* capture = nullptr) const;
+  // logits [n, V] = hidden [n, C] · headᵀ, device tensors of this teacher's backend.
+  void head_rows(Tensor logits, Tensor hidden) const;
   // Only every layer's attention input and output (what an align step trains on): the layers of
   // forward() without the final norm and the vocabulary-wide head.
   void capture_layers(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, TeacherCapture& capture) const;
