@@ -20,6 +20,7 @@ void add_pairs(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_export(CLI::App& app);
+void add_plan(CLI::App& app);
 
 // --repeat-penalty, --presence-penalty, --frequency-penalty and --repeat-last-n (generate, chat, chatgen).
 void add_penalty_options(CLI::App* cmd, SamplerOptions& s);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   arwkv::cli::add_distill(app);
   arwkv::cli::add_serve(app);
   arwkv::cli::add_export(app);
+  arwkv::cli::add_plan(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -141,6 +141,7 @@ HostTensor SafetensorsFile::load(const std::string& name) const {
   } else {
     fail("{}: tensor '{}' has dtype {}; only F32, F16 and BF16 can be loaded", path(), name, e->dtype);
   }
+  file_.drop_pages(src, static_cast<size_t>(e->end - e->begin));  // copied out: not resident twice
   return t;
 }
 

@@ -40,7 +40,9 @@ class SafetensorsFile {
   const SafetensorsEntry* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const uint8_t* data(const SafetensorsEntry& e) const { return file_.data() + data_start_ + e.begin; }
-  HostTensor load(const std::string& name) const;  // fp32; throws for a missing name or dtype
+  // fp32; throws for a missing name or dtype. The tensor's pages of the mapping are dropped after
+  // the copy (read back from the file if touched again), so a model is not resident twice.
+  HostTensor load(const std::string& name) const;
 
  private:
   explicit SafetensorsFile(MmapFile f) : file_(std::move(f)) {}

@@ -12,7 +12,6 @@
 namespace arwkv {
 namespace {
 
-constexpr int64_t kHeadRows = 256;  // logits rows per chunk of the head
 
 std::vector<int32_t> row_doc_ids(const Batch& batch, int64_t b) {  // small per-row ids for the models
   std::vector<int32_t> out(static_cast<size_t>(batch.T));
@@ -45,6 +44,11 @@ std::pair<double, bool> row_agreement(const float* teacher, const float* student
 
 }  // namespace
 
+int64_t head_chunk_rows(int64_t vocab) {
+  constexpr int64_t kChunkBytes = int64_t{64} << 20, kMaxRows = 256, kMinRows = 16;
+  return std::clamp(kChunkBytes / (4 * std::max<int64_t>(vocab, 1)), kMinRows, kMaxRows);
+}
+
 StudentObjective::StudentObjective(std::unique_ptr<Student> student, std::unique_ptr<Teacher> teacher,
                                    const StudentGradOptions& opt, std::string tokenizer_json)
     : Objective(student->ops()), student_(std::move(student)), teacher_(std::move(teacher)),
@@ -73,7 +77,7 @@ void StudentObjective::read_batch(const Batch& batch) {
 void StudentObjective::size_io() {
   const int64_t R = B_ * T_, V = student_->config().vocab_size;
   if (R <= io_rows_) return;
-  const int64_t n = std::min(R, kHeadRows), K = std::max<int64_t>(top_k_, 1);
+  const int64_t n = std::min(R, head_chunk_rows(V)), K = std::max<int64_t>(top_k_, 1);
   const int64_t C = teacher_ ? teacher_->config().hidden_size : 1;
   const Shape shapes[] = {{R}, {R}, {n, V}, {n, V}, {n, V}, {n}, {n}, {n, V}, {n, K}, {n, C}};
   size_t total = 0;
@@ -98,22 +102,22 @@ void StudentObjective::size_io() {
   io_rows_ = R;
 }
 
-void StudentObjective::run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits) {
+void StudentObjective::run_teacher(const Batch& batch, const CaptureSink& on_capture, bool logits) {
   ARWKV_ASSERT(teacher_ != nullptr, "this objective has no teacher");
-  ARWKV_ASSERT(logits || captures, "a teacher pass with neither logits nor captures");
-  if (captures) captures->assign(static_cast<size_t>(batch.B), TeacherCapture{});
+  ARWKV_ASSERT(logits || on_capture, "a teacher pass with neither logits nor captures");
   const int64_t C = teacher_->config().hidden_size;
   teacher_hidden_ = logits ? HostTensor(Shape{batch.B * batch.T, C}) : HostTensor();
   for (int64_t b = 0; b < batch.B; ++b) {
     const std::vector<int32_t> docs = row_doc_ids(batch, b);
     const std::span<const int32_t> ids(ids_.data() + b * batch.T, static_cast<size_t>(batch.T));
-    TeacherCapture* cap = captures ? &(*captures)[static_cast<size_t>(b)] : nullptr;
-    if (!logits) {
-      teacher_->capture_layers(ids, docs, *cap);
-      continue;
+    TeacherCapture cap;
+    if (logits) {
+      const HostTensor h = teacher_->final_hidden(ids, docs, on_capture ? &cap : nullptr);
+      std::copy(h.values.begin(), h.values.end(), teacher_hidden_.values.begin() + b * batch.T * C);
+    } else {
+      teacher_->capture_layers(ids, docs, cap);
     }
-    const HostTensor h = teacher_->final_hidden(ids, docs, cap);
-    std::copy(h.values.begin(), h.values.end(), teacher_hidden_.values.begin() + b * batch.T * C);
+    if (on_capture) on_capture(b, cap);
   }
 }
 
@@ -132,21 +136,20 @@ void StudentObjective::agreement(const Batch& batch, ValidationResult& out) {
   double kl = 0.0;
   int64_t same = 0;
   std::vector<float> teacher;
-  for (int64_t b = 0; b < batch.B; ++b) {
+  for (int64_t b = 0; b < batch.B; ++b) {  // the inference forward, a chunk of the head at a time
     const std::vector<int32_t> docs = row_doc_ids(batch, b);
     const std::span<const int32_t> ids(ids_.data() + b * batch.T, static_cast<size_t>(batch.T));
-    const HostTensor logits = student_->forward(ids, docs);
-    for (int64_t t0 = 0; t0 < batch.T; t0 += chunk_a_.rows()) {
-      const int64_t n = std::min(chunk_a_.rows(), batch.T - t0);
+    student_->forward_chunks(ids, docs, chunk_a_.rows(), [&](int64_t t0, const HostTensor& logits) {
+      const int64_t n = logits.shape[0];
       teacher.resize(static_cast<size_t>(n * V));
       ops().download(teacher.data(), teacher_logits(b * batch.T + t0, n));
       for (int64_t t = t0; t < t0 + n; ++t) {
         if (!counted_[static_cast<size_t>(b * batch.T + t)]) continue;
-        const auto [k, s] = row_agreement(teacher.data() + (t - t0) * V, logits.values.data() + t * V, V);
+        const auto [k, s] = row_agreement(teacher.data() + (t - t0) * V, logits.values.data() + (t - t0) * V, V);
         kl += k;
         same += s ? 1 : 0;
       }
-    }
+    });
   }
   const double n = static_cast<double>(std::max<int64_t>(n_counted_, 1));
   out.kl = kl / n;
@@ -164,8 +167,9 @@ double StudentObjective::head_pass(bool backward, const ChunkLoss& chunk) {
   bp.begin(B_, T_, resets_);
   bp.forward(ids_);
   double total = 0.0;
-  for (int64_t r0 = 0; r0 < B_ * T_; r0 += kHeadRows) {
-    const int64_t n = std::min(kHeadRows, B_ * T_ - r0);
+  const int64_t rows = head_chunk_rows(student_->config().vocab_size);
+  for (int64_t r0 = 0; r0 < B_ * T_; r0 += rows) {
+    const int64_t n = std::min(rows, B_ * T_ - r0);
     const Tensor logits = logits_.slice_rows(0, n), dlogits = dlogits_.slice_rows(0, n), loss = loss_.slice_rows(0, n);
     bp.head_forward(logits, r0);
     chunk(r0, logits, backward ? dlogits : Tensor{}, loss);

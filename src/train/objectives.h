@@ -37,6 +37,10 @@ struct KdOptions {
   float ce_weight = 0.0f;   // α
 };
 
+// Rows of logits per chunk of the head: 256, fewer for a vocabulary so large that a chunk of one
+// [rows, V] fp32 buffer would pass 64 MiB (Qwen's 151,936: 110 rows); at least 16.
+int64_t head_chunk_rows(int64_t vocab);
+
 // What the three objectives share: the student (owned), its backprop, an optional teacher, the
 // batch laid out for the device, the head's row chunks, validation against the teacher, saving.
 class StudentObjective : public Objective {
@@ -59,10 +63,12 @@ class StudentObjective : public Objective {
 
   // Host arrays of a batch: input ids, reset flags, targets, counted flags (B·T each).
   void read_batch(const Batch& batch);
-  // Per row, the teacher's final normed hidden states into teacher_hidden_ (and its attention
-  // inputs/outputs with captures); teacher_logits() makes the logits of a chunk of rows from them,
-  // so that the B·T·V logits are never all resident. With logits false only the captures.
-  void run_teacher(const Batch& batch, std::vector<TeacherCapture>* captures, bool logits = true);
+  // Per row, the teacher's final normed hidden states into teacher_hidden_; teacher_logits() makes
+  // the logits of a chunk of rows from them, so that the B·T·V logits are never all resident. With
+  // on_capture, every layer's attention input and output of each row is handed to it before the
+  // next row runs (one row's captures resident at a time). With logits false only the captures.
+  using CaptureSink = std::function<void(int64_t row, const TeacherCapture&)>;
+  void run_teacher(const Batch& batch, const CaptureSink& on_capture = {}, bool logits = true);
   // The teacher's logits [n, V] of batch rows r0 .. r0 + n (n ≤ the head's chunk), on the device,
   // in chunk_a_ (valid until chunk_a_ is written again).
   Tensor teacher_logits(int64_t r0, int64_t n);

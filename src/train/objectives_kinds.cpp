@@ -43,13 +43,12 @@ AlignObjective::AlignObjective(std::unique_ptr<Student> student, std::unique_ptr
 
 void AlignObjective::forward_layers(const Batch& batch, bool teacher_logits) {
   read_batch(batch);
-  std::vector<TeacherCapture> caps;
-  run_teacher(batch, &caps, teacher_logits);
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
   const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;
   if (Lw == 0) fail("align: the student has no time-mix layer");
   if (!inputs_.data || inputs_.dim(1) < R) {
     const size_t plane = static_cast<size_t>(Lw * R * C) * 4, loss = static_cast<size_t>(R) * 4 + 64;
+    layer_io_ = Buffer{};
     layer_io_ = ops().alloc(3 * plane + loss);
     char* p = static_cast<char*>(layer_io_.data());
     inputs_ = Tensor{p, Shape{Lw, R, C}, DType::F32, ops().device()};
@@ -60,12 +59,16 @@ void AlignObjective::forward_layers(const Batch& batch, bool teacher_logits) {
   const Shape lrc{Lw, R, C};
   const Tensor in{inputs_.data, lrc, DType::F32, ops().device()}, out{outputs_.data, lrc, DType::F32, ops().device()};
   const Tensor tgt{targets_all_.data, lrc, DType::F32, ops().device()};
-  for (int64_t j = 0; j < Lw; ++j)
-    for (int64_t b = 0; b < B_; ++b) {
-      const size_t l = static_cast<size_t>(wkv[static_cast<size_t>(j)]);
-      ops().upload(layer_rows(in, j, b * T_, (b + 1) * T_), caps[static_cast<size_t>(b)].attn_input[l].values.data());
-      ops().upload(layer_rows(tgt, j, b * T_, (b + 1) * T_), caps[static_cast<size_t>(b)].attn_output[l].values.data());
-    }
+  run_teacher(
+      batch,
+      [&](int64_t b, const TeacherCapture& cap) {  // each row's layers into place as soon as they are made
+        for (int64_t j = 0; j < Lw; ++j) {
+          const size_t l = static_cast<size_t>(wkv[static_cast<size_t>(j)]);
+          ops().upload(layer_rows(in, j, b * T_, (b + 1) * T_), cap.attn_input[l].values.data());
+          ops().upload(layer_rows(tgt, j, b * T_, (b + 1) * T_), cap.attn_output[l].values.data());
+        }
+      },
+      teacher_logits);
 
   StudentBackprop& bp = backprop_;
   bp.begin(B_, T_, resets_);
@@ -156,13 +159,13 @@ double KdObjective::run(bool backward) {
 
 double KdObjective::forward_backward(const Batch& batch) {
   read_batch(batch);
-  run_teacher(batch, nullptr);
+  run_teacher(batch);
   return run(true);
 }
 
 ValidationResult KdObjective::validate(const Batch& batch) {
   read_batch(batch);
-  run_teacher(batch, nullptr);
+  run_teacher(batch);
   ValidationResult r;
   r.loss = run(false);
   agreement(batch, r);

@@ -72,6 +72,7 @@ class StudentBackprop {
   // token). Sizes the arena when B·T grows; clears the gradient of v_first.
   void begin(int64_t B, int64_t T, std::span<const int32_t> resets);
   int64_t rows() const { return B_ * T_; }
+  size_t arena_bytes() const { return arena_.size(); }  // the activation arena, as sized so far
 
   // The whole student on ids [B·T]: embedding, every layer, final norm (keeps the activations).
   void forward(std::span<const int32_t> ids);

@@ -180,6 +180,29 @@ HostTensor Student::forward(std::span<const int32_t> ids, std::span<const int32_
   return logits;
 }
 
+void Student::forward_chunks(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, int64_t chunk,
+                             const std::function<void(int64_t, const HostTensor&)>& each) const {
+  const int64_t T = static_cast<int64_t>(ids.size()), V = cfg_.base.vocab_size;
+  if (T == 0) return;
+  if (chunk < 1) fail("student forward: chunks of {} rows", chunk);
+  if (!doc_ids.empty() && doc_ids.size() != ids.size())
+    fail("student forward: {} document ids for {} tokens", doc_ids.size(), ids.size());
+  const std::unique_ptr<ModelState> fresh = new_state(T);
+  auto* s = dynamic_cast<StudentState*>(fresh.get());
+  const int64_t n_max = std::min(chunk, T);
+  Workspace ws = make_workspace(T, n_max);
+  const bool reset = upload_tokens(ws, *s, ids, doc_ids);
+  run_layers(ws, *s, T, reset, nullptr);
+  HostTensor logits(Shape{n_max, V});
+  for (int64_t t0 = 0; t0 < T; t0 += n_max) {
+    const int64_t n = std::min(n_max, T - t0);
+    head(ws, t0, n);
+    logits.shape = Shape{n, V};
+    ops_->download(logits.values.data(), rows_of(ws.logits, n));
+    each(t0, logits);
+  }
+}
+
 std::vector<float> Student::extend(ModelState& state, std::span<const int32_t> ids) const {
   auto* s = dynamic_cast<StudentState*>(&state);
   if (!s) fail("student: extend was given another model's state");

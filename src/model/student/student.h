@@ -68,6 +68,11 @@ class Student final : public LanguageModel {
   HostTensor forward(std::span<const int32_t> ids, std::span<const int32_t> doc_ids = {},
                      ModelState* state = nullptr, StudentCapture* capture = nullptr) const;
 
+  // forward() from a zero state with the head a chunk at a time: each(t0, logits [n, V]) for the
+  // rows t0 .. t0 + n, n ≤ chunk, in order; the whole-sequence logits are never all resident.
+  void forward_chunks(std::span<const int32_t> ids, std::span<const int32_t> doc_ids, int64_t chunk,
+                      const std::function<void(int64_t, const HostTensor&)>& each) const;
+
   size_t weight_bytes() const;
   // A weight view's values as fp32 on the host, whatever dtype it is held in.
   HostTensor weight_to_host(Tensor w) const;
