@@ -82,6 +82,10 @@ class SafetensorsWriter {
   // A tensor whose values are made only while write() runs, one tensor at a time, so that a large
   // model is never held twice in memory; `values` must return `shape` (else write() throws).
   void add_deferred(const std::string& name, const Shape& shape, DType stored, std::function<HostTensor()> values);
+  // The same with the stored bytes made directly (little-endian, numel × the dtype's size), for a
+  // tensor already held in `stored`: no fp32 copy on the way.
+  void add_deferred_bytes(const std::string& name, const Shape& shape, DType stored,
+                          std::function<void(std::vector<uint8_t>&)> bytes);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   void write(const std::string& path) const;
 
@@ -95,6 +99,7 @@ class SafetensorsWriter {
     Shape full_shape;
     DType stored = DType::F32;
     std::function<HostTensor()> values;   // deferred: made while writing
+    std::function<void(std::vector<uint8_t>&)> encoded;  // deferred, as stored bytes
   };
   void check_new(const std::string& name) const;
   std::vector<Item> items_;

@@ -73,6 +73,12 @@ void SafetensorsWriter::add_deferred(const std::string& name, const Shape& shape
   items_.push_back(std::move(item));
 }
 
+void SafetensorsWriter::add_deferred_bytes(const std::string& name, const Shape& shape, DType stored,
+                                           std::function<void(std::vector<uint8_t>&)> bytes) {
+  add_deferred(name, shape, stored, {});
+  items_.back().encoded = std::move(bytes);
+}
+
 void SafetensorsWriter::write(const std::string& path) const {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
@@ -90,6 +96,13 @@ void SafetensorsWriter::write(const std::string& path) const {
     write_bytes(f, text.data(), text.size(), path);
     std::vector<uint8_t> bytes;
     for (const Item& it : items_) {
+      if (it.encoded) {
+        it.encoded(bytes);
+        if (bytes.size() != it.size)
+          fail("{}: tensor '{}' came as {} bytes, expected {}", path, it.name, bytes.size(), it.size);
+        write_bytes(f, bytes.data(), bytes.size(), path);
+        continue;
+      }
       if (!it.values) {
         write_bytes(f, it.bytes.data(), it.bytes.size(), path);
         continue;

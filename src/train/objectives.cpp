@@ -195,7 +195,11 @@ void StudentObjective::save_student(const std::string& dir) {
     }
     host.shape = spec.shape;
     return host;
-  }, DType::F32, held);
+  }, DType::F32, held, [&](const TensorSpec& spec, std::vector<uint8_t>& bytes) {  // a compact frozen matrix, as held
+    const Tensor w = describe_student_weight(s, spec.name).value;
+    bytes.resize(static_cast<size_t>(w.numel()) * 2);
+    ops().download(bytes.data(), w);
+  });
   if (tokenizer_json_.empty()) return;
   // The tokenizer's siblings too: the chat template and the stop tokens that chat and generate use.
   namespace fs = std::filesystem;

@@ -65,9 +65,9 @@ uint64_t student_arena_bytes(const StudentConfig& cfg, int64_t B, int64_t T, con
   int64_t lowest = L + 1;
   for (const TensorSpec& s : student_tensor_list(cfg))
     if (student_tensor_trains(cfg, s.name, groups)) lowest = std::min(lowest, level_of(cfg, s.name));
-  uint64_t bytes = 4 * f32(R) + f32(L + 1, R, C) + 20 * f32(R, C) + 2 * f32(B, H, N, N) + 2 * f32(B, C) +
-                   f32(P, B, T, C) + f32(R, max_rank) + 3 * f32(R, F);
-  if (!cfg.pure_rwkv()) {
+  uint64_t bytes = 4 * f32(R) + 16 * f32(R, C) + 2 * f32(B, H, N, N) + 2 * f32(B, C) + f32(P, B, T, C) + f32(R, max_rank);
+  if (!align) bytes += f32(L + 1, R, C) + 4 * f32(R, C) + 3 * f32(R, F);  // residual stream, head and MLP gradients
+  if (!cfg.pure_rwkv() && !align) {
     const int64_t qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
     bytes += 2 * f32(R, qd) + 2 * f32(R, kvd);
   }
@@ -110,7 +110,6 @@ MemoryPlan plan_stage(const PlanInput& in) {
   for (const TensorSpec& s : student_tensor_list(cfg)) {
     const bool trains = student_tensor_trains(cfg, s.name, groups);
     const uint64_t n = static_cast<uint64_t>(s.shape.numel());
-    largest = std::max(largest, n * 4);
     const bool mix = s.name.find(".time_mixer.x_") != std::string::npos;
     if (trains) plan.trained_parameters += n;
     if (mix) {  // the x_r plane carries the whole stacked tensor
@@ -128,6 +127,8 @@ MemoryPlan plan_stage(const PlanInput& in) {
     }
     const uint64_t b = aligned(n * (held == DType::F32 ? 4 : 2));
     (trains ? trained_bytes : frozen_bytes) += b;
+    // Written: an fp32 tensor as a host copy and its encoded bytes, a compact one as its bytes.
+    largest = std::max(largest, held == DType::F32 ? 8 * n : 2 * n);
     if (trains) grads += aligned(n * 4);
   }
   const uint64_t adam = 2 * 4 * plan.trained_parameters;
@@ -176,7 +177,7 @@ MemoryPlan plan_stage(const PlanInput& in) {
   plan.phases["load"] = kRuntime + std::max(in.student_file_bytes + weights, weights + in.teacher_file_bytes + teacher_w);
   plan.phases["step"] = resident + teacher_pass + captures;
   plan.phases["validation"] = resident + teacher_pass + captures + validation;
-  plan.phases["checkpoint"] = resident + 2 * largest;
+  plan.phases["checkpoint"] = resident + largest;
   for (const auto& [phase, b] : plan.phases)
     if (b > plan.peak) plan.peak = b, plan.peak_phase = phase;
   return plan;

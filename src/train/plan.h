@@ -10,7 +10,7 @@
 //   step        weights, gradients, AdamW moments, the activation arena, the head's chunks and the
 //               teacher's pass (align: every layer's captured input and output);
 //   validation  the step's resident part plus one row's whole-sequence logits, student and teacher;
-//   checkpoint  the resident part plus the largest tensor being written.
+//   checkpoint  the resident part plus the largest tensor being written (host copy and bytes).
 #pragma once
 
 #include <cstdint>

@@ -19,6 +19,8 @@ struct StudentBackprop::Acts {
   Tensor gate, up, h;                             // [R, F]: MLP gate, up, silu(gate) ⊙ up
 };
 
+// In an align pass (time-mix blocks on their own) resid, xf, dx, dxf, dxn2, dhf, dgate, dup and the
+// kept-attention buffers stay empty.
 struct StudentBackprop::Scratch {
   Tensor ids, resets, pos, key_start;             // I32 [R] (positions and first keys are row-relative)
   Tensor resid;                                   // [L+1, R, C]: every layer's input, and the last output

@@ -226,18 +226,22 @@ void StudentBackprop::carve(char* base, size_t* bytes) {
   Carver cv{base, 0, ops_->device()};
   Scratch& s = *s_;
   for (Tensor* t : {&s.ids, &s.resets, &s.pos, &s.key_start}) *t = cv.take(i32, DType::I32);
-  s.resid = cv.take(Shape{L + 1, R, C});
-  for (Tensor* t : {&s.xf, &s.o, &s.v_first, &s.dv_first, &s.zeros, &s.dx, &s.dxf, &s.dxn, &s.dr, &s.dk, &s.dv,
-                    &s.dw, &s.da, &s.db, &s.dy, &s.dw_logit, &s.da_logit, &s.dv_logit, &s.dg, &s.dxn2})
+  // Align passes run time-mix blocks on their own: no residual stream, head or MLP gradients.
+  if (!align_) s.resid = cv.take(Shape{L + 1, R, C});
+  for (Tensor* t : {&s.o, &s.v_first, &s.dv_first, &s.zeros, &s.dxn, &s.dr, &s.dk, &s.dv, &s.dw, &s.da, &s.db, &s.dy,
+                    &s.dw_logit, &s.da_logit, &s.dv_logit, &s.dg})
     *t = cv.take(rc);
+  if (!align_)
+    for (Tensor* t : {&s.xf, &s.dx, &s.dxf, &s.dxn2}) *t = cv.take(rc);
   s.state = cv.take(Shape{B_, H, N, N});
   s.zero_state = cv.take(Shape{B_, H, N, N});
   s.x_prev = cv.take(Shape{B_, C});
   s.zero_x_prev = cv.take(Shape{B_, C});
   s.dmixed = cv.take(planes);
   s.dh = cv.take(Shape{R, max_rank_});
-  for (Tensor* t : {&s.dhf, &s.dgate, &s.dup}) *t = cv.take(rf);
-  if (!cfg_.pure_rwkv()) {
+  if (!align_)
+    for (Tensor* t : {&s.dhf, &s.dgate, &s.dup}) *t = cv.take(rf);
+  if (!cfg_.pure_rwkv() && !align_) {
     const int64_t qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
     s.q = cv.take(Shape{R, qd}), s.att = cv.take(Shape{R, qd});
     s.kq = cv.take(Shape{R, kvd}), s.vq = cv.take(Shape{R, kvd});

@@ -97,6 +97,15 @@ TEST(Safetensors, DeferredTensorsAreMadeWhileWriting) {
   }
   EXPECT_FALSE(std::filesystem::exists(bad_path));
   EXPECT_FALSE(std::filesystem::exists(bad_path + ".tmp"));
+
+  SafetensorsWriter raw;  // stored bytes given directly: bf16 of 1.0 and -2.0
+  raw.add_deferred_bytes("r", Shape{2}, DType::BF16, [](std::vector<uint8_t>& out) { out = {0x80, 0x3f, 0x00, 0xc0}; });
+  raw.write(dir.file("raw.safetensors"));
+  EXPECT_EQ(SafetensorsFile::open(dir.file("raw.safetensors"))->load("r").values, (std::vector<float>{1.0f, -2.0f}));
+  SafetensorsWriter short_raw;
+  short_raw.add_deferred_bytes("r", Shape{2}, DType::BF16, [](std::vector<uint8_t>& out) { out = {0x80, 0x3f}; });
+  EXPECT_THROW(short_raw.write(dir.file("short.safetensors")), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("short.safetensors")));
 }
 
 TEST(Safetensors, ShardedSet) {

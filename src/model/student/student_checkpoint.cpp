@@ -97,15 +97,21 @@ bool is_student_checkpoint(const std::string& path) {
 
 void write_student_checkpoint(const std::string& dir, const StudentConfig& config,
                               const std::function<HostTensor(const TensorSpec&)>& get, DType stored,
-                              const std::function<DType(const TensorSpec&)>& stored_of) {
+                              const std::function<DType(const TensorSpec&)>& stored_of,
+                              const std::function<void(const TensorSpec&, std::vector<uint8_t>&)>& half_bytes) {
   check_student_config(config, dir + "/config.json");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("{}: cannot create the directory: {}", dir, ec.message());
   SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
-  for (const TensorSpec& s : student_tensor_list(config))  // made one at a time while writing
-    writer.add_deferred(s.name, s.shape, stored_of ? stored_of(s) : stored, [&get, s] { return get(s); });
+  for (const TensorSpec& s : student_tensor_list(config)) {  // made one at a time while writing
+    const DType dt = stored_of ? stored_of(s) : stored;
+    if (half_bytes && (dt == DType::F16 || dt == DType::BF16))
+      writer.add_deferred_bytes(s.name, s.shape, dt, [&half_bytes, s](std::vector<uint8_t>& out) { half_bytes(s, out); });
+    else
+      writer.add_deferred(s.name, s.shape, dt, [&get, s] { return get(s); });
+  }
   writer.write((fs::path(dir) / "model.safetensors").string());
   save_student_config(config, (fs::path(dir) / "config.json").string());
 }

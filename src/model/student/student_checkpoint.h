@@ -50,10 +50,12 @@ bool is_student_checkpoint(const std::string& path);
 // Writes config.json and model.safetensors into `dir` (created if needed), taking each tensor of
 // student_tensor_list(config) from `get` (called once per tensor while the file is written, so
 // that only one tensor is held at a time), stored as `stored`, or as stored_of(spec) when given;
-// a wrong shape throws.
+// half_bytes, when given, makes the stored bytes of every tensor stored as F16 or BF16 itself
+// (for tensors already held in that dtype: no fp32 copy on the way). A wrong shape throws.
 void write_student_checkpoint(const std::string& dir, const StudentConfig& config,
                               const std::function<HostTensor(const TensorSpec&)>& get,
                               DType stored = DType::F32,
-                              const std::function<DType(const TensorSpec&)>& stored_of = {});
+                              const std::function<DType(const TensorSpec&)>& stored_of = {},
+                              const std::function<void(const TensorSpec&, std::vector<uint8_t>&)>& half_bytes = {});
 
 }  // namespace arwkv
