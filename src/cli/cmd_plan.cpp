@@ -159,7 +159,7 @@ void run_plan(const PlanCli& o) {
       const StageConfig& st = cfg.stages[i];
       PlanInput in;
       in.stage = st.name, in.kind = st.kind, in.train = st.train, in.batch = st.batch, in.seq_len = st.seq_len;
-      in.recompute = st.recompute, in.frozen_dtype = st.frozen_dtype, in.top_k = st.top_k;
+      in.recompute = st.recompute, in.frozen_dtype = st.frozen_dtype, in.top_k = st.top_k, in.ce_weight = st.ce_weight;
       const std::string teacher = !st.kd_teacher.empty() ? st.kd_teacher : cfg.run.teacher;
       if ((st.kind == "align" || st.kind == "kd") && !teacher.empty()) set_teacher(in, teacher);
       if (i == 0) {

@@ -79,7 +79,10 @@ void StudentObjective::size_io() {
   if (R <= io_rows_) return;
   const int64_t n = std::min(R, head_chunk_rows(V)), K = std::max<int64_t>(top_k_, 1);
   const int64_t C = teacher_ ? teacher_->config().hidden_size : 1;
-  const Shape shapes[] = {{R}, {R}, {n, V}, {n, V}, {n, V}, {n}, {n}, {n, V}, {n, K}, {n, C}};
+  // Only what this objective reads: the head's logits and gradients (not align), a second loss
+  // (kd with cross-entropy), the teacher's chunk and hidden states (align and kd).
+  const int64_t h = head_buffers_ ? n : 0, h2 = second_loss_ ? n : 0, t = teacher_ ? n : 0;
+  const Shape shapes[] = {{R}, {R}, {h, V}, {h, V}, {h2, V}, {h}, {h2}, {t, V}, {t, K}, {t, C}};
   size_t total = 0;
   for (const Shape& s : shapes) total += (static_cast<size_t>(s.numel()) * 4 + 63) / 64 * 64;
   io_ = ops().alloc(total);

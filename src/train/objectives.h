@@ -95,6 +95,7 @@ class StudentObjective : public Objective {
   Tensor targets_dev_, counted_dev_, logits_, dlogits_, dlogits2_, loss_, loss2_, chunk_a_, chunk_b_, hidden_;
   int64_t io_rows_ = 0;
   int64_t top_k_ = 0;  // columns of chunk_b_ (kd with a top-k teacher)
+  bool head_buffers_ = true, second_loss_ = false;  // size_io: logits_, dlogits_, loss_; dlogits2_, loss2_
 
  private:
   void size_io();

@@ -35,6 +35,7 @@ AlignObjective::AlignObjective(std::unique_ptr<Student> student, std::unique_ptr
                        StudentGradOptions{.groups = {"time_mix"}, .recompute = recompute, .align = true},
                        std::move(tokenizer_json)) {
   if (!teacher_) fail("align: needs a teacher");
+  head_buffers_ = false;  // its loss is on the time-mix outputs; validation reads only the teacher's chunk
   const ModelConfig &s = student_->config(), &t = teacher_->config();
   if (s.hidden_size != t.hidden_size || s.n_layers != t.n_layers)
     fail("align: the teacher ({} layers of width {}) is not the one the student was converted from ({} of {})",
@@ -122,6 +123,7 @@ KdObjective::KdObjective(std::unique_ptr<Student> student, std::unique_ptr<Teach
   if (kd.top_k < 0 || kd.top_k > V) fail("kd: top_k {} outside 0 .. {}", kd.top_k, V);
   if (kd.ce_weight < 0.0f) fail("kd: ce_weight must not be negative, got {}", kd.ce_weight);
   top_k_ = kd.top_k;
+  second_loss_ = kd.ce_weight > 0.0f;
 }
 
 double KdObjective::run(bool backward) {

@@ -135,7 +135,10 @@ MemoryPlan plan_stage(const PlanInput& in) {
   const uint64_t weights = trained_bytes + frozen_bytes;
   const uint64_t arena = student_arena_bytes(cfg, B, T, groups, in.recompute, align);
   const int64_t t_hidden = in.teacher ? in.teacher->hidden_size : 1, n = std::min<int64_t>(R, head_chunk_rows(V));
-  const uint64_t io = 2 * f32(R) + 4 * f32(n, V) + 2 * f32(n) + f32(n, std::max<int64_t>(in.top_k, 1)) + f32(n, t_hidden);
+  // StudentObjective::size_io: what the objective reads (align no head buffers, sft/dpo no teacher chunk).
+  const int64_t h = align ? 0 : n, h2 = kd && in.ce_weight > 0 ? n : 0, t = in.teacher ? n : 0;
+  const uint64_t io = 2 * f32(R) + 2 * f32(h, V) + f32(h2, V) + f32(h) + f32(h2) + f32(t, V) +
+                      f32(t, std::max<int64_t>(in.top_k, 1)) + f32(t, t_hidden);
   const uint64_t teacher_w = in.teacher ? in.teacher_weight_bytes : 0;
 
   // The teacher's pass: one row's workspace; align keeps every layer's captured input and output

@@ -41,6 +41,7 @@ struct PlanInput {
   std::optional<ModelConfig> teacher;
   uint64_t teacher_weight_bytes = 0, teacher_file_bytes = 0;
   int64_t top_k = 0;                       // kd
+  double ce_weight = 0.0;                  // kd
 };
 
 struct PlanItem {
