@@ -67,12 +67,14 @@ void AdamW::step(double lr) {
 
 void AdamW::save(SafetensorsWriter& w) const {
   for (size_t i = 0; i < params_.size(); ++i)  // downloaded when the writer writes them, one at a time
-    for (const auto& [prefix, t] : {std::pair{"adamw.m/", moments_[i].m}, std::pair{"adamw.v/", moments_[i].v}})
+    for (const auto& [prefix, moment] : {std::pair{"adamw.m/", moments_[i].m}, std::pair{"adamw.v/", moments_[i].v}}) {
+      const Tensor t = moment;  // a named copy: lambdas may not capture structured bindings everywhere
       w.add_deferred(prefix + params_[i].name, t.shape, DType::F32, [this, t] {
         HostTensor host(t.shape);
         ops_.download(host.values.data(), t);
         return host;
       });
+    }
 }
 
 void AdamW::load(const SafetensorsFile& f) {
