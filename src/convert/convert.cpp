@@ -80,12 +80,6 @@ fs::path check_out_dir(const ConvertOptions& o) {
   return out;
 }
 
-fs::path temporary_sibling(const fs::path& out) {
-  std::random_device rd;
-  const uint64_t tag = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  return fs::path(fmt::format("{}.tmp-{:08x}", out.string(), tag & 0xffffffffu));
-}
-
 }  // namespace
 
 std::vector<int> parse_int_list(const std::string& text, const std::string& what, const std::string& source) {
@@ -155,26 +149,15 @@ ConvertReport convert_teacher(const ConvertOptions& o) {
   ConvertReport report;
   report.config = plan_student(teacher->config(), o, teacher->path());
   const fs::path out = check_out_dir(o);
-  const fs::path tmp = temporary_sibling(out);
-  try {
+  write_directory_atomically(out.string(), "the student", [&](const std::string& tmp) {
     auto get = [&](const TensorSpec& s) {
       ++report.n_tensors;
       report.n_parameters += s.shape.numel();
       return make_student_tensor(*teacher, report.config, o.init, o.seed, s.name);
     };
-    write_student_checkpoint(tmp.string(), report.config, get, o.dtype);
+    write_student_checkpoint(tmp, report.config, get, o.dtype);
     report.tokenizer = bring_tokenizer(*teacher, tmp);
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(tmp, out);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    fail("{}: cannot write the student: {}", out.string(), e.what());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
   report.out = out.string();
   return report;
 }

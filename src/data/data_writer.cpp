@@ -123,11 +123,6 @@ fs::path check_out_dir(const std::string& dir, bool force) {
   return out;
 }
 
-fs::path temporary_sibling(const fs::path& out) {
-  std::random_device rd;
-  return fs::path(fmt::format("{}.tmp-{:08x}", out.string(), rd()));
-}
-
 // Writes the documents of one split (in corpus order) as shards under dir.
 DataSplitInfo write_split(const Corpus& c, const std::vector<bool>& is_val, bool want_val, const std::string& split,
                           int64_t shard_tokens, const fs::path& dir) {
@@ -212,21 +207,8 @@ DataManifest new_manifest(const Tokenizer& tokenizer, uint64_t seed, double val_
 
 // Writes the directory into a temporary sibling and renames it onto out; nothing is left on error.
 void write_atomically(const Corpus& corpus, DataManifest& m, const fs::path& out) {
-  const fs::path tmp = temporary_sibling(out);
-  try {
-    fs::create_directories(tmp);
-    write_directory(corpus, m, tmp);
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(tmp, out);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    fail("{}: cannot write the data directory: {}", out.string(), e.what());
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  write_directory_atomically(out.string(), "the data directory",
+                             [&](const std::string& tmp) { write_directory(corpus, m, tmp); });
 }
 
 }  // namespace

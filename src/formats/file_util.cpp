@@ -6,6 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -36,6 +39,27 @@ void write_file_atomically(const std::string& path, const std::function<void(std
   if (ec) {
     std::remove(tmp.c_str());
     fail("{}: cannot rename {} onto it: {}", path, tmp, ec.message());
+  }
+}
+
+void write_directory_atomically(const std::string& dir, const std::string& what,
+                                const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  std::random_device rd;
+  const fs::path out(dir), tmp(fmt::format("{}.tmp-{:08x}", dir, rd()));
+  try {
+    fs::create_directories(tmp);
+    fill(tmp.string());
+    if (fs::exists(out)) fs::remove_all(out);
+    fs::rename(tmp, out);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fail("{}: cannot write {}: {}", dir, what, e.what());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
   }
 }
 
