@@ -4,6 +4,7 @@
 
 #include "backend/ops.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "train/config.h"
 #include "train/objective.h"
 #include "train/trainer.h"
@@ -18,13 +19,16 @@ struct DistillCli {
 };
 
 void run_distill(const DistillCli& o) {
+  const bool lead = world().rank() == 0;  // under mpirun: this process's rank (MPI starts here)
   register_builtin_objectives();
   TrainConfig config = load_train_config(o.config);
   if (!o.backend.empty()) config.run.backend = o.backend;
   const std::string out = o.opt.out.empty() ? config.run.out : o.opt.out;
-  fmt::print(stderr, "distill: {} stage{} into {}\n", config.stages.size(), config.stages.size() == 1 ? "" : "s", out);
+  if (lead)
+    fmt::print(stderr, "distill: {} stage{} into {}\n", config.stages.size(), config.stages.size() == 1 ? "" : "s",
+               out);
   run_training(config, o.opt);
-  fmt::print(stderr, "distill: done; metrics in {0}/metrics.jsonl, curves in {0}/curves.png\n", out);
+  if (lead) fmt::print(stderr, "distill: done; metrics in {0}/metrics.jsonl, curves in {0}/curves.png\n", out);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/finite.h"
+#include "dist/comm.h"
 #include "model/teacher/teacher.h"
 
 int main(int argc, char** argv) {
@@ -37,7 +38,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const arwkv::Error& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "arwkv: error: %s\n", e.what());
+    std::fprintf(stderr, "arwkv: error: %s%s\n", arwkv::rank_prefix().c_str(), e.what());
+    // One rank of a data-parallel run cannot go on: the whole run ends (the others may be waiting
+    // for it in a collective).
+    if (arwkv::world().distributed()) arwkv::world().abort(1);
     return 1;
   }
   return 0;

@@ -188,6 +188,19 @@ void BatchIterator::next_pairs(Batch& out) {
   }
 }
 
+void batch_rows(const Batch& from, int64_t b0, int64_t b1, Batch& out) {
+  ARWKV_ASSERT(0 <= b0 && b0 < b1 && b1 <= from.B, "rows [{}, {}) of a batch of {}", b0, b1, from.B);
+  const auto lo = static_cast<size_t>(from.at(b0, 0)), hi = static_cast<size_t>(from.at(b1, 0));
+  out.B = b1 - b0;
+  out.T = from.T;
+  out.tokens.assign(from.tokens.begin() + lo, from.tokens.begin() + hi);
+  out.doc_ids.assign(from.doc_ids.begin() + lo, from.doc_ids.begin() + hi);
+  out.mask.assign(from.mask.begin() + lo, from.mask.begin() + hi);
+  if (from.ref.empty()) out.ref.clear();
+  else out.ref.assign(from.ref.begin() + lo, from.ref.begin() + hi);
+  out.start = from.start;
+}
+
 void BatchIterator::next(Batch& out) {
   const int64_t B = opt_.batch, row = opt_.seq_len + 1;
   const auto n_docs = static_cast<uint64_t>(data_.n_documents(split_));

@@ -105,6 +105,9 @@ struct Batch {
   }
 };
 
+// Rows [b0, b1) of a batch as a batch of their own (a data-parallel rank's share), into out.
+void batch_rows(const Batch& from, int64_t b0, int64_t b1, Batch& out);
+
 class BatchIterator {
  public:
   // Throws arwkv::Error for an empty split or B, T < 1.

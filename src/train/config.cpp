@@ -123,7 +123,9 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.integer("log_every", run.log_every, false, 1);
   r.integer("keep_checkpoints", run.keep_checkpoints, false, 1);
   r.integer("max_bad_steps", run.max_bad_steps, false, 1);
+  r.integer("zero", run.zero);
   r.no_other_keys();
+  if (run.zero > 1) r.bad("zero", fmt::format("{}: expected 0 (every rank holds the whole optimiser) or 1 (sharded)", run.zero));
   if (run.out.empty()) r.bad("out", "must not be empty");
   const std::vector<std::string>& names = backend_names();
   if (std::find(names.begin(), names.end(), run.backend) == names.end())

@@ -13,6 +13,8 @@
 //   keep_checkpoints = 2           # older training checkpoints are deleted
 //   max_bad_steps = 5              # a step whose loss or gradient norm is NaN/Inf changes nothing
 //                                  # (logged as "skip"); this many in a row stop the run
+//   zero = 1                       # under mpirun: 1 shards AdamW's moments across the ranks
+//                                  # (ZeRO-1), 0 keeps the whole optimiser on every rank
 //
 //   [[stage]]
 //   name = "align"                 # [A-Za-z0-9_.-]+, unique: names out/<name>/ and its checkpoints
@@ -87,6 +89,7 @@ struct RunConfig {
   int64_t log_every = 10;
   int64_t keep_checkpoints = 2;
   int64_t max_bad_steps = 5;
+  int64_t zero = 1;  // data parallel: 1 shards AdamW's moments across the ranks (ZeRO-1), 0 replicates them
 };
 
 struct TrainConfig {

@@ -89,6 +89,10 @@ class Objective {
   // by it when it accumulates gradients. Default: the batch's valid targets (Batch::target_valid).
   virtual int64_t count(const Batch& batch) const;
 
+  // Rows that belong together and must go to the same rank of a data-parallel run (dpo: a pair).
+  // count() and the loss are sums over such groups, so the ranks' shares add up to the batch's.
+  virtual int64_t row_group() const { return 1; }
+
   // Sets every Parameter::grad to zero (default: uploads zeros into each one).
   virtual void zero_grad();
 

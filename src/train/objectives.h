@@ -164,6 +164,7 @@ class DpoObjective final : public StudentObjective {
   double forward_backward(const Batch& batch) override;
   ValidationResult validate(const Batch& batch) override;
   int64_t count(const Batch& batch) const override;  // pairs that count
+  int64_t row_group() const override { return 2; }
 
  private:
   static bool row_counts(const Batch& batch, int64_t b);

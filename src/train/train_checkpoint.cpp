@@ -90,27 +90,39 @@ TrainState TrainState::from_json(const nlohmann::json& j, const std::string& sou
   return s;
 }
 
+std::string optimizer_file_name(int rank, int ranks) {
+  return ranks == 1 ? "optimizer.safetensors" : fmt::format("optimizer-{}-of-{}.safetensors", rank, ranks);
+}
+
 std::string write_train_checkpoint(const std::string& out, const TrainState& state,
                                    const std::vector<Parameter>& params, Ops& ops, const AdamW& adam,
-                                   const std::string& config_text, int64_t keep) {
+                                   const std::string& config_text, int64_t keep, Comm& comm) {
   const fs::path root = fs::path(out) / "checkpoints";
   const std::string name = fmt::format("{}-{}", state.stage, state.step);
   const fs::path tmp = root / (kTmpPrefix + name), dir = root / name;
-  fs::create_directories(root);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_params((tmp / "params.safetensors").string(), params, ops);
+  const bool lead = comm.rank() == 0;
+  if (lead) {
+    fs::create_directories(root);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  }
+  comm.barrier();  // every rank writes its optimiser part into tmp
   SafetensorsWriter w;
   adam.save(w);
-  w.write((tmp / "optimizer.safetensors").string());
-  write_text((tmp / "state.json").string(), state.to_json().dump(2) + "\n");
-  write_text((tmp / "config.toml").string(), config_text);
-  fs::remove_all(dir);  // a killed run may have left one of this name that latest never pointed at
-  fs::rename(tmp, dir);
-  write_text((fs::path(out) / "latest").string(), "checkpoints/" + name + "\n");
-  auto all = list_checkpoints(root);
-  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i)
-    if (all[i].second != dir) fs::remove_all(all[i].second);
+  w.write((tmp / optimizer_file_name(comm.rank(), comm.size())).string());
+  comm.barrier();
+  if (lead) {
+    save_params((tmp / "params.safetensors").string(), params, ops);
+    write_text((tmp / "state.json").string(), state.to_json().dump(2) + "\n");
+    write_text((tmp / "config.toml").string(), config_text);
+    fs::remove_all(dir);  // a killed run may have left one of this name that latest never pointed at
+    fs::rename(tmp, dir);
+    write_text((fs::path(out) / "latest").string(), "checkpoints/" + name + "\n");
+    auto all = list_checkpoints(root);
+    for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i)
+      if (all[i].second != dir) fs::remove_all(all[i].second);
+  }
+  comm.barrier();  // nobody goes on before the checkpoint is in place
   return dir.string();
 }
 
@@ -134,7 +146,17 @@ void load_train_checkpoint(const std::string& dir, const std::vector<Parameter>&
       fail("{}: tensor {} has shape {}, the parameter {}", pf->path(), p.name, h.shape.str(), p.value.shape.str());
     ops.upload(p.value, h.values.data());
   }
-  adam.load(*SafetensorsFile::open((fs::path(dir) / "optimizer.safetensors").string()));
+  // optimizer.safetensors (one rank) or optimizer-R-of-N.safetensors (N ranks): any sharding loads.
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.starts_with("optimizer") && f.ends_with(".safetensors")) files.push_back(SafetensorsFile::open(e.path().string()));
+  }
+  if (files.empty()) fail("{}: no optimizer*.safetensors in the checkpoint", dir);
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a->path() < b->path(); });
+  std::vector<const SafetensorsFile*> views;
+  for (const auto& f : files) views.push_back(f.get());
+  adam.load(views);
 }
 
 void remove_partial_checkpoints(const std::string& out) {

@@ -1,6 +1,7 @@
 // Training checkpoints (SPEC §4): out/checkpoints/<stage>-<step>/ holding
 //   params.safetensors     the stage's trained parameters (fp32, under Parameter::name)
-//   optimizer.safetensors  AdamW's moments (optim.h)
+//   optimizer.safetensors  AdamW's moments (optim.h); a run of N ranks with a sharded optimiser
+//                          writes optimizer-R-of-N.safetensors, rank R's parts, instead
 //   state.json             where the run stands (TrainState below)
 //   config.toml            a copy of the config the run was started with
 // Each is written into a temporary sibling directory that is renamed into place once complete;
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "train/objective.h"
 #include "train/optim.h"
 
@@ -36,10 +38,11 @@ struct TrainState {
 };
 
 // Writes the checkpoint, points out/latest at it and deletes all but the newest `keep`
-// checkpoints. Returns the checkpoint directory.
+// checkpoints. Returns the checkpoint directory. Every rank of a run calls it: rank 0 makes the
+// temporary directory, each rank writes its optimiser part, rank 0 the rest and the rename.
 std::string write_train_checkpoint(const std::string& out, const TrainState& state,
                                    const std::vector<Parameter>& params, Ops& ops, const AdamW& adam,
-                                   const std::string& config_text, int64_t keep);
+                                   const std::string& config_text, int64_t keep, Comm& comm);
 
 // The checkpoint out/latest points at, if any (throws naming the file when it is unreadable).
 struct LatestCheckpoint {
@@ -48,8 +51,9 @@ struct LatestCheckpoint {
 };
 std::optional<LatestCheckpoint> find_latest_checkpoint(const std::string& out);
 
-// Restores the parameters and the optimiser from a checkpoint directory; throws naming the file
-// for a missing tensor or another shape.
+// Restores the parameters and the optimiser (this rank's parts, from the optimiser files of any
+// number of ranks) from a checkpoint directory; throws naming the file for a missing tensor or
+// another shape.
 // The optimiser's step count is the state's step (set by the caller).
 void load_train_checkpoint(const std::string& dir, const std::vector<Parameter>& params, Ops& ops, AdamW& adam);
 

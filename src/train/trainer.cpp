@@ -4,13 +4,16 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <utility>
 
 #include "core/error.h"
+#include "dist/comm.h"
 #include "train/curves.h"
 #include "train/metrics.h"
 #include "train/objective.h"
@@ -25,43 +28,63 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// Rows [first, last) of a B-row batch that rank r of n takes: whole groups of `group` rows (a dpo
+// pair), as evenly as they divide (the stage refuses a batch that leaves a rank none).
+std::pair<int64_t, int64_t> rank_rows(int64_t B, int64_t group, int r, int n) {
+  const int64_t units = B / group;
+  return {units * r / n * group, units * (r + 1) / n * group};
+}
+
+// The batch a rank trains or validates on: the whole batch on a single process, else its rows.
+const Batch& share_of(const Batch& batch, int64_t group, const Comm& comm, Batch& scratch) {
+  if (!comm.distributed()) return batch;
+  const auto [b0, b1] = rank_rows(batch.B, group, comm.rank(), comm.size());
+  batch_rows(batch, b0, b1, scratch);
+  return scratch;
+}
+
 // The mean loss (and kl / top1) over eval_batches fixed batches from the start of the val split,
-// weighted by each batch's count; nothing when the data has no val split.
-std::optional<ValidationResult> validate(Objective& obj, const Dataset& data, const StageConfig& st) {
+// weighted by each batch's count; nothing when the data has no val split. Each rank measures its
+// rows of every batch and the weighted sums are added over the ranks.
+std::optional<ValidationResult> validate(Objective& obj, const Dataset& data, const StageConfig& st, Comm& comm) {
   if (data.n_documents(DataSplit::Val) == 0) return std::nullopt;
   BatchIterator it(data, DataSplit::Val, BatchOptions{st.batch, st.seq_len, 0, false});
-  Batch batch;
-  double n = 0, loss = 0, kl = 0, top1 = 0;
-  bool has_kl = false, has_top1 = false;
+  Batch batch, mine;
+  // n, loss, kl, top1 (weighted sums), whether any batch had kl, top1
+  std::array<double, 6> sum{};
   for (int64_t i = 0; i < st.eval_batches; ++i) {
     it.next(batch);
-    const auto c = static_cast<double>(obj.count(batch));
+    const Batch& b = share_of(batch, obj.row_group(), comm, mine);
+    const auto c = static_cast<double>(obj.count(b));
     if (c == 0) continue;
-    const ValidationResult r = obj.validate(batch);
-    n += c;
-    loss += c * r.loss;
+    const ValidationResult r = obj.validate(b);
+    sum[0] += c;
+    sum[1] += c * r.loss;
     if (r.kl) {
-      has_kl = true;
-      kl += c * *r.kl;
+      sum[4] = 1;
+      sum[2] += c * *r.kl;
     }
     if (r.top1) {
-      has_top1 = true;
-      top1 += c * *r.top1;
+      sum[5] = 1;
+      sum[3] += c * *r.top1;
     }
   }
+  comm.allreduce_sum(sum.data(), static_cast<int64_t>(sum.size()));
+  const double n = sum[0];
   if (n == 0) return std::nullopt;
-  ValidationResult r{loss / n, std::nullopt, std::nullopt};
-  if (has_kl) r.kl = kl / n;
-  if (has_top1) r.top1 = top1 / n;
+  ValidationResult r{sum[1] / n, std::nullopt, std::nullopt};
+  if (sum[4] > 0) r.kl = sum[2] / n;
+  if (sum[5] > 0) r.top1 = sum[3] / n;
   return r;
 }
 
 class StageRunner {
  public:
+  // log: rank 0's metrics (nullptr on the other ranks of a data-parallel run).
   StageRunner(const TrainConfig& cfg, const TrainerOptions& opt, const std::string& out, int index, Ops& ops,
-              MetricsLog& log)
+              MetricsLog* log, Comm& comm)
       : cfg_(cfg), st_(cfg.stages[static_cast<size_t>(index)]), opt_(opt), out_(out), index_(index), ops_(ops),
-        log_(log), data_(Dataset::open(st_.data.empty() ? cfg.run.data : st_.data)) {
+        log_(log), comm_(comm), data_(Dataset::open(st_.data.empty() ? cfg.run.data : st_.data)) {
     steps_ = opt.max_steps > 0 ? std::min(opt.max_steps, st_.total_steps()) : st_.total_steps();
     schedule_ = LrSchedule{st_.lr, st_.min_lr, std::min(st_.warmup_steps(), steps_), steps_};
   }
@@ -75,6 +98,11 @@ class StageRunner {
   void checkpoint();
   void write_student();
   void progress(const StepRecord& r, double eta_s) const;
+  void log(const nlohmann::json& record) {
+    if (log_) log_->write(record);
+  }
+  bool prints() const { return opt_.progress && comm_.rank() == 0; }
+  void update(double lr);
 
   const TrainConfig& cfg_;
   const StageConfig& st_;
@@ -82,7 +110,8 @@ class StageRunner {
   std::string out_;
   int index_;
   Ops& ops_;
-  MetricsLog& log_;
+  MetricsLog* log_;
+  Comm& comm_;
   Dataset data_;
   int64_t steps_ = 1;
   LrSchedule schedule_;
@@ -92,6 +121,7 @@ class StageRunner {
   std::unique_ptr<AdamW> adam_;
   TrainState state_;
   std::unique_ptr<BatchIterator> it_;
+  Batch mine_;                // this rank's rows of the current batch (data parallel)
   int64_t bad_in_a_row_ = 0;  // consecutive steps skipped for a non-finite loss or gradient norm
 };
 
@@ -107,7 +137,13 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
       params_.push_back(p);
     }
   if (params_.empty()) fail("{}: stage '{}' trains no parameter of its objective", cfg_.path, st_.name);
-  adam_ = std::make_unique<AdamW>(ops_, params_, AdamWOptions{0.9f, 0.95f, 1e-8f, static_cast<float>(st_.weight_decay)});
+  if (st_.batch / obj_->row_group() < comm_.size())
+    fail("{}: stage '{}': batch {} gives {} ranks less than {} row{} each; use a batch of at least {}", cfg_.path,
+         st_.name, st_.batch, comm_.size(), obj_->row_group(), obj_->row_group() == 1 ? "" : "s",
+         comm_.size() * obj_->row_group());
+  const OptimShard shard = cfg_.run.zero >= 1 ? OptimShard{comm_.rank(), comm_.size()} : OptimShard{};
+  adam_ = std::make_unique<AdamW>(ops_, params_, AdamWOptions{0.9f, 0.95f, 1e-8f, static_cast<float>(st_.weight_decay)},
+                                  shard);
   state_.stage_index = index_;
   state_.stage = st_.name;
   if (resume) {
@@ -115,7 +151,7 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     load_train_checkpoint(resume->dir, params_, ops_, *adam_);
     adam_->set_steps(state_.step);
     rng_.set_state(state_.rng);
-    if (opt_.progress) fmt::print(stderr, "[{}] resuming at step {} from {}\n", st_.name, state_.step, resume->dir);
+    if (prints()) fmt::print(stderr, "[{}] resuming at step {} from {}\n", st_.name, state_.step, resume->dir);
   }
   it_ = std::make_unique<BatchIterator>(data_, DataSplit::Train, BatchOptions{st_.batch, st_.seq_len, seed, true},
                                         state_.cursor);
@@ -133,7 +169,7 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     if (bad) {
       skip_step(r);
     } else {
-      adam_->step(r.lr);
+      update(r.lr);
       bad_in_a_row_ = 0;
     }
     ops_.synchronize();
@@ -143,13 +179,21 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     state_.tokens = r.tokens;
     state_.cursor = it_->cursor();
     state_.seconds = seconds0 + seconds_since(t0);
-    if (!bad)
-      log_.write({{"type", "train"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step},
-                {"steps", steps_}, {"tokens", r.tokens}, {"loss", r.loss}, {"lr", r.lr},
-                {"grad_norm", r.grad_norm}, {"tokens_per_s", r.tokens_per_s}, {"seconds", state_.seconds}});
+    const uint64_t sent = comm_.take_bytes_sent();
+    if (!bad) {
+      nlohmann::json rec = {{"type", "train"},  {"stage", st_.name},      {"stage_index", index_},
+                            {"step", r.step},   {"steps", steps_},        {"tokens", r.tokens},
+                            {"loss", r.loss},   {"lr", r.lr},             {"grad_norm", r.grad_norm},
+                            {"tokens_per_s", r.tokens_per_s}, {"seconds", state_.seconds}};
+      if (comm_.distributed()) {
+        rec["ranks"] = comm_.size();
+        rec["comm_bytes"] = sent;  // what rank 0 sent in this step's collectives
+      }
+      log(rec);
+    }
     if (opt_.on_step) opt_.on_step(r);
     const double per_step = seconds_since(t0) / static_cast<double>(state_.step - first_step);
-    if (opt_.progress && (r.step % cfg_.run.log_every == 0 || r.step == steps_))
+    if (prints() && (r.step % cfg_.run.log_every == 0 || r.step == steps_))
       progress(r, per_step * static_cast<double>(steps_ - r.step));
     const bool last = state_.step == steps_;
     if (last || (st_.eval_every > 0 && state_.step % st_.eval_every == 0)) validate_and_log();
@@ -163,28 +207,48 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
 // One optimiser step's gradients: the micro-batches' mean gradients weighted by their counts,
 // kept as a running weighted mean (scaled before and after each forward_backward). A batch with
 // nothing to count (e.g. chat windows without an assistant token) is passed over for the next one.
-// Returns the count-weighted mean loss.
+// Returns the count-weighted mean loss. On a data-parallel run every rank reads the same batches
+// and runs its rows of each; its running mean is over its own counts, scaled by its share of the
+// step's count, and the ranks' gradients and losses are added.
 double StageRunner::train_step(BatchIterator& it, Batch& batch) {
   constexpr int kMaxEmpty = 1000;
   obj_->zero_grad();
-  double total = 0.0, loss = 0.0;
+  double total = 0.0, loss = 0.0;  // this rank's count and count-weighted loss
+  double step_count = 0.0;         // the whole step's count (every rank's)
   for (int64_t a = 0; a < st_.grad_accum; ++a) {
-    double n = 0;
-    for (int empty = 0; n == 0; ++empty) {
+    double whole = 0;
+    for (int empty = 0; whole == 0; ++empty) {
       if (empty == kMaxEmpty)
         fail("{}: stage '{}': {} batches in a row have no target to train on (does the data's mask mark any "
              "token within seq_len {}?)",
              cfg_.path, st_.name, kMaxEmpty, st_.seq_len);
       it.next(batch);
-      n = static_cast<double>(obj_->count(batch));
+      whole = static_cast<double>(obj_->count(batch));
     }
+    step_count += whole;
+    const Batch& b = share_of(batch, obj_->row_group(), comm_, mine_);
+    const double n = comm_.distributed() ? static_cast<double>(obj_->count(b)) : whole;
+    if (n == 0) continue;  // this rank's rows have nothing to count; the others' do
     if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / n));
-    const double l = obj_->forward_backward(batch);
+    const double l = obj_->forward_backward(b);
     if (total > 0) scale_grads(ops_, params_, static_cast<float>(n / (total + n)));
     loss += n * l;
     total += n;
   }
-  return loss / total;
+  if (!comm_.distributed()) return loss / total;
+  if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / step_count));
+  for (const Parameter& p : params_) comm_.allreduce_sum(ops_, p.grad);
+  comm_.allreduce_sum(&loss, 1);
+  return loss / step_count;
+}
+
+// AdamW on this rank's parts (all of them on a single process or with zero = 0), then every part
+// from its owner to the other ranks.
+void StageRunner::update(double lr) {
+  adam_->step(lr);
+  if (!comm_.distributed() || adam_->shard().ranks == 1) return;
+  for (const ParamPart& part : adam_->parts())
+    comm_.broadcast(ops_, flat_range(params_[part.param].value, part.begin, part.end), part.owner);
 }
 
 // A step whose loss or gradient norm is not finite leaves the parameters and the optimiser's
@@ -195,9 +259,9 @@ void StageRunner::skip_step(const StepRecord& r) {
   adam_->set_steps(r.step);
   ++bad_in_a_row_;
   auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(fmt::format("{}", x)); };
-  log_.write({{"type", "skip"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step}, {"tokens", r.tokens},
-              {"loss", num(r.loss)}, {"grad_norm", num(r.grad_norm)}, {"in_a_row", bad_in_a_row_}});
-  if (opt_.progress)
+  log({{"type", "skip"}, {"stage", st_.name}, {"stage_index", index_}, {"step", r.step}, {"tokens", r.tokens},
+       {"loss", num(r.loss)}, {"grad_norm", num(r.grad_norm)}, {"in_a_row", bad_in_a_row_}});
+  if (prints())
     fmt::print(stderr, "[{}] step {}: loss {} |g| {}: not finite, step skipped ({} in a row)\n", st_.name, r.step,
                r.loss, r.grad_norm, bad_in_a_row_);
   if (bad_in_a_row_ >= cfg_.run.max_bad_steps)
@@ -207,34 +271,40 @@ void StageRunner::skip_step(const StepRecord& r) {
 }
 
 void StageRunner::validate_and_log() {
-  const std::optional<ValidationResult> v = validate(*obj_, data_, st_);
-  if (!v) return;
+  const std::optional<ValidationResult> v = validate(*obj_, data_, st_, comm_);
+  if (!v || !log_) return;
   nlohmann::json rec = {{"type", "val"},          {"stage", st_.name},     {"stage_index", index_},
                         {"step", state_.step},    {"tokens", state_.tokens}, {"loss", v->loss}};
   if (v->kl) rec["kl"] = *v->kl;
   if (v->top1) rec["top1"] = *v->top1;
-  log_.write(rec);
-  if (opt_.progress)
+  log(rec);
+  if (prints())
     fmt::print(stderr, "[{}] step {} validation loss {:.4f}{}{}\n", st_.name, state_.step, v->loss,
                v->kl ? fmt::format(" kl {:.4f}", *v->kl) : "", v->top1 ? fmt::format(" top1 {:.3f}", *v->top1) : "");
-  draw_curves(log_.path(), (fs::path(out_) / "curves.png").string());
+  draw_curves(log_->path(), (fs::path(out_) / "curves.png").string());
 }
 
 void StageRunner::checkpoint() {
   state_.rng = rng_.state();
-  state_.metrics_bytes = log_.bytes();
-  write_train_checkpoint(out_, state_, params_, ops_, *adam_, cfg_.text, cfg_.run.keep_checkpoints);
+  state_.metrics_bytes = log_ ? log_->bytes() : 0;  // rank 0 writes state.json
+  write_train_checkpoint(out_, state_, params_, ops_, *adam_, cfg_.text, cfg_.run.keep_checkpoints, comm_);
 }
 
 // out/<stage>/ appears whole: the objective writes into a temporary sibling that is renamed.
+// Rank 0 writes it (every rank holds the same parameters); the others wait for it.
 void StageRunner::write_student() {
+  if (comm_.rank() != 0) {
+    comm_.barrier();
+    return;
+  }
   const fs::path dir = fs::path(out_) / st_.name, tmp = fs::path(out_) / (".tmp-" + st_.name);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   obj_->save_student(tmp.string());
   fs::remove_all(dir);
   fs::rename(tmp, dir);
-  if (opt_.progress) fmt::print(stderr, "[{}] wrote {}\n", st_.name, dir.string());
+  if (prints()) fmt::print(stderr, "[{}] wrote {}\n", st_.name, dir.string());
+  comm_.barrier();
 }
 
 void StageRunner::progress(const StepRecord& r, double eta_s) const {
@@ -255,8 +325,13 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
   const std::string out = opt.out.empty() ? config.run.out : opt.out;
   if (config.run.threads > 0) omp_set_num_threads(config.run.threads);
   std::unique_ptr<Ops> ops = make_ops(config.run.backend);  // first: no backend, no output directory
-  fs::create_directories(out);
-  remove_partial_checkpoints(out);
+  Comm& comm = world();
+  const bool lead = comm.rank() == 0;  // prints, logs, draws and writes what is not the optimiser's
+  if (lead) {
+    fs::create_directories(out);
+    remove_partial_checkpoints(out);
+  }
+  comm.barrier();
   const std::optional<LatestCheckpoint> latest = find_latest_checkpoint(out);
   size_t first = 0;
   if (latest) {
@@ -267,13 +342,17 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
            latest->dir, s.stage_index + 1, s.stage);
     first = static_cast<size_t>(s.stage_index) + (s.stage_complete ? 1 : 0);
   }
-  MetricsLog log((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
+  if (lead && opt.progress && comm.distributed())
+    fmt::print(stderr, "distill: {} ranks, {} thread{} each, optimiser {}\n", comm.size(), omp_get_max_threads(),
+               omp_get_max_threads() == 1 ? "" : "s", config.run.zero >= 1 ? "sharded (zero = 1)" : "on every rank");
+  std::optional<MetricsLog> log;
+  if (lead) log.emplace((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
   for (size_t i = first; i < config.stages.size(); ++i) {
     const bool resume = latest && !latest->state.stage_complete && i == first;
-    StageRunner runner(config, opt, out, static_cast<int>(i), *ops, log);
+    StageRunner runner(config, opt, out, static_cast<int>(i), *ops, log ? &*log : nullptr, comm);
     runner.run(resume ? latest : std::nullopt);
   }
-  draw_curves(log.path(), (fs::path(out) / "curves.png").string());
+  if (lead) draw_curves(log->path(), (fs::path(out) / "curves.png").string());
 }
 
 }  // namespace arwkv

@@ -2,10 +2,15 @@
 // out by hand, a stage's real length from its budget, AdamW's first two steps against the update
 // written out in double, global-norm clipping, and config errors that name the file, line and key.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <memory>
 
 #include "core/error.h"
+#include "formats/safetensors.h"
 #include "test_util.h"
 #include "train/config.h"
 #include "train/optim.h"
@@ -98,6 +103,139 @@ TEST(AdamW, LrScaleMultipliesTheRate) {
     EXPECT_NEAR(b.values[i], quarter.step(x0, gb.values[i], 0.0025, 0.1, 1), 2e-7);
     EXPECT_EQ(c.values[i], static_cast<float>(x0));
   }
+}
+
+std::string temp_path(const std::string& stem) {
+  return (std::filesystem::temp_directory_path() / (stem + "_" + std::to_string(getpid()) + ".safetensors")).string();
+}
+
+// The optimiser split across ranks (ZeRO-1), all ranks in one process on the same parameters:
+// the parts cover every element once, each rank's range is contiguous and as long as the others
+// within one; the parts' updates together equal the whole optimiser's, bit for bit; the parts two
+// ranks saved load into three ranks (and a whole file into parts) and go on as the whole one does.
+TEST(AdamW, ShardedAcrossRanksEqualsTheWholeOptimiserAndReshards) {
+  auto ops = make_cpu_ops();
+  HostTensor a(Shape{2, 3}), ga(Shape{2, 3}), b(Shape{5}), gb(Shape{5});
+  std::vector<Parameter> params = {{"a", a.view(), ga.view(), "mlp", true}, {"b", b.view(), gb.view(), "norm", false}};
+  for (int ranks : {1, 2, 3, 4, 11}) {
+    const std::vector<ParamPart> parts = shard_parts(params, ranks);
+    std::vector<int64_t> per_rank(static_cast<size_t>(ranks), 0), covered(2, 0);
+    for (const ParamPart& p : parts) {
+      per_rank[static_cast<size_t>(p.owner)] += p.end - p.begin;
+      covered[p.param] += p.end - p.begin;
+      EXPECT_LT(p.begin, p.end);
+    }
+    EXPECT_EQ(covered[0], 6);
+    EXPECT_EQ(covered[1], 5);
+    const auto [lo, hi] = std::minmax_element(per_rank.begin(), per_rank.end());
+    EXPECT_LE(*hi - *lo, 1) << ranks << " ranks";
+  }
+  const std::vector<float> a0 = {0.5f, -1.0f, 2.0f, 0.0f, 0.25f, -0.75f}, b0 = {1.0f, -2.0f, 0.125f, 3.0f, -0.5f};
+  const std::vector<std::vector<float>> gas = {{0.1f, -0.2f, 0.3f, 1.5f, -0.01f, 0.0f},
+                                               {-0.3f, 0.2f, 0.1f, 0.5f, 0.02f, 0.7f},
+                                               {0.05f, 0.4f, -0.6f, 0.2f, 0.3f, -0.1f}};
+  const std::vector<std::vector<float>> gbs = {
+      {2.0f, -0.5f, 0.25f, 0.1f, 0.0f}, {1.0f, 0.5f, -0.25f, -0.2f, 0.3f}, {0.5f, 0.25f, 1.0f, 0.4f, -0.7f}};
+  const AdamWOptions opt{0.9f, 0.95f, 1e-8f, 0.1f};
+  auto set = [&](HostTensor& value, HostTensor& grad, const std::vector<float>& v, const std::vector<float>& g) {
+    value.values = v;
+    grad.values = g;
+  };
+  // The whole optimiser, three steps; the values after each.
+  std::vector<std::vector<float>> want;
+  set(a, ga, a0, gas[0]);
+  set(b, gb, b0, gbs[0]);
+  {
+    AdamW whole(*ops, params, opt);
+    for (int t = 0; t < 3; ++t) {
+      ga.values = gas[static_cast<size_t>(t)];
+      gb.values = gbs[static_cast<size_t>(t)];
+      whole.step(0.01);
+      std::vector<float> v = a.values;
+      v.insert(v.end(), b.values.begin(), b.values.end());
+      want.push_back(v);
+    }
+  }
+  auto values = [&] {
+    std::vector<float> v = a.values;
+    v.insert(v.end(), b.values.begin(), b.values.end());
+    return v;
+  };
+  // Two ranks, two steps, then their parts saved.
+  a.values = a0;
+  b.values = b0;
+  const std::string p0 = temp_path("adam_part0"),
+                    p1 = temp_path("adam_part1");
+  {
+    AdamW r0(*ops, params, opt, OptimShard{0, 2}), r1(*ops, params, opt, OptimShard{1, 2});
+    EXPECT_EQ(r0.moment_bytes() + r1.moment_bytes(), 2 * 11 * sizeof(float));
+    for (int t = 0; t < 2; ++t) {
+      ga.values = gas[static_cast<size_t>(t)];
+      gb.values = gbs[static_cast<size_t>(t)];
+      r0.step(0.01);
+      r1.step(0.01);
+      EXPECT_EQ(values(), want[static_cast<size_t>(t)]) << "step " << t + 1;
+    }
+    SafetensorsWriter w0, w1;
+    r0.save(w0);
+    r1.save(w1);
+    w0.write(p0);
+    w1.write(p1);
+  }
+  const std::vector<float> after2 = values();
+  const auto f0 = SafetensorsFile::open(p0), f1 = SafetensorsFile::open(p1);
+  // Three ranks resume from the two parts and take the third step.
+  {
+    std::vector<std::unique_ptr<AdamW>> three;
+    for (int r = 0; r < 3; ++r) {
+      three.push_back(std::make_unique<AdamW>(*ops, params, opt, OptimShard{r, 3}));
+      three.back()->load({f0.get(), f1.get()});
+      three.back()->set_steps(2);
+    }
+    ga.values = gas[2];
+    gb.values = gbs[2];
+    for (auto& r : three) r->step(0.01);
+    EXPECT_EQ(values(), want[2]);
+  }
+  // One part alone does not cover rank 0 of 1.
+  {
+    AdamW one(*ops, params, opt);
+    try {
+      one.load({f1.get()});
+      ADD_FAILURE() << "loaded from half of the parts";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(p1), std::string::npos) << e.what();
+    }
+  }
+  // A whole file (one rank's checkpoint) loads into parts.
+  a.values.assign(after2.begin(), after2.begin() + 6);
+  b.values.assign(after2.begin() + 6, after2.end());
+  const std::string pw = temp_path("adam_whole");
+  {
+    AdamW r0(*ops, params, opt, OptimShard{0, 2}), r1(*ops, params, opt, OptimShard{1, 2});
+    r0.load({f0.get(), f1.get()});
+    r1.load({f0.get(), f1.get()});
+    AdamW whole(*ops, params, opt);
+    whole.load({f0.get(), f1.get()});
+    SafetensorsWriter w;
+    whole.save(w);
+    w.write(pw);
+  }
+  const auto fw = SafetensorsFile::open(pw);
+  EXPECT_TRUE(fw->find("adamw.m/a") && fw->find("adamw.v/b"));
+  {
+    AdamW r0(*ops, params, opt, OptimShard{0, 2}), r1(*ops, params, opt, OptimShard{1, 2});
+    r0.load({fw.get()});
+    r1.load({fw.get()});
+    r0.set_steps(2);
+    r1.set_steps(2);
+    ga.values = gas[2];
+    gb.values = gbs[2];
+    r0.step(0.01);
+    r1.step(0.01);
+    EXPECT_EQ(values(), want[2]);
+  }
+  for (const std::string& f : {p0, p1, pw}) std::filesystem::remove(f);
 }
 
 TEST(AdamW, TwoStepsByHandReference) { adamw_two_steps(*make_reference_ops()); }

@@ -1,0 +1,178 @@
+// The ranks of a data-parallel run (comm.h): MPI_COMM_WORLD when launched by an MPI launcher.
+#include "dist/comm.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#ifdef ARWKV_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace arwkv {
+namespace {
+
+// MPI's counts are int: big tensors go in pieces.
+constexpr int64_t kMaxPiece = int64_t{1} << 28;
+
+#ifdef ARWKV_HAVE_MPI
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  std::fprintf(stderr, "arwkv: error: %s%s failed: %.*s\n", rank_prefix().c_str(), what, len, msg);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();
+}
+
+void finalize_at_exit() {
+  int done = 0;
+  MPI_Finalized(&done);
+  if (!done) MPI_Finalize();
+}
+#endif
+
+// A host copy of a tensor that is not on the CPU (the tensor itself when it is).
+struct HostView {
+  HostView(Ops& ops, Tensor t) : ops_(ops), t_(t) {
+    ARWKV_ASSERT(t.dtype == DType::F32, "collectives take f32 tensors, not {}", dtype_name(t.dtype));
+    if (t.device == Device::CPU) {
+      p_ = static_cast<float*>(t.data);
+    } else {
+      copy_.resize(static_cast<size_t>(t.numel()));
+      ops.download(copy_.data(), t);
+      p_ = copy_.data();
+    }
+  }
+  void write_back() {
+    if (t_.device != Device::CPU) ops_.upload(t_, copy_.data());
+  }
+  float* data() { return p_; }
+
+ private:
+  Ops& ops_;
+  Tensor t_;
+  float* p_ = nullptr;
+  std::vector<float> copy_;
+};
+
+}  // namespace
+
+bool mpi_built() {
+#ifdef ARWKV_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+Comm& world() {
+  static Comm comm;
+  static std::once_flag once;
+  std::call_once(once, [] {
+#ifdef ARWKV_HAVE_MPI
+    if (!launched_by_mpi()) return;
+    int ok = 0;
+    MPI_Initialized(&ok);
+    if (!ok) check(MPI_Init(nullptr, nullptr), "MPI_Init");
+    std::atexit(finalize_at_exit);
+    MPI_Comm_rank(MPI_COMM_WORLD, &comm.rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &comm.size_);
+#else
+    if (launched_by_mpi() && std::getenv("ARWKV_QUIET_MPI") == nullptr)
+      std::fprintf(stderr, "arwkv: started by an MPI launcher, but this build has no MPI: every process runs alone\n");
+#endif
+  });
+  return comm;
+}
+
+std::string rank_prefix() {
+  const Comm& c = world();
+  return c.distributed() ? fmt::format("rank {} of {}: ", c.rank(), c.size()) : std::string();
+}
+
+void Comm::allreduce_sum(double* x, int64_t n) {
+  if (size_ == 1) return;
+#ifdef ARWKV_HAVE_MPI
+  for (int64_t i = 0; i < n; i += kMaxPiece) {
+    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+    check(MPI_Allreduce(MPI_IN_PLACE, x + i, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  }
+  bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 8 / size_);
+#else
+  (void)x;
+  (void)n;
+#endif
+}
+
+void Comm::allreduce_sum(Ops& ops, Tensor t) {
+  if (size_ == 1) return;
+#ifdef ARWKV_HAVE_MPI
+  HostView h(ops, t);
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; i += kMaxPiece) {
+    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+    check(MPI_Allreduce(MPI_IN_PLACE, h.data() + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  }
+  h.write_back();
+  bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 4 / size_);
+#else
+  (void)ops;
+  (void)t;
+#endif
+}
+
+void Comm::broadcast(Ops& ops, Tensor t, int root) {
+  if (size_ == 1) return;
+#ifdef ARWKV_HAVE_MPI
+  HostView h(ops, t);
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; i += kMaxPiece) {
+    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+    check(MPI_Bcast(h.data() + i, k, MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+  if (rank_ != root) h.write_back();
+  if (rank_ == root) bytes_ += static_cast<uint64_t>(n * 4);
+#else
+  (void)ops;
+  (void)t;
+  (void)root;
+#endif
+}
+
+void Comm::barrier() {
+#ifdef ARWKV_HAVE_MPI
+  if (size_ > 1) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+}
+
+bool Comm::any(bool flag) {
+  double x = flag ? 1.0 : 0.0;
+  allreduce_sum(&x, 1);
+  return x > 0.0;
+}
+
+uint64_t Comm::take_bytes_sent() {
+  const uint64_t b = bytes_;
+  bytes_ = 0;
+  return b;
+}
+
+void Comm::abort(int status) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+#ifdef ARWKV_HAVE_MPI
+  if (size_ > 1) MPI_Abort(MPI_COMM_WORLD, status);
+#endif
+  std::exit(status);
+}
+
+}  // namespace arwkv
