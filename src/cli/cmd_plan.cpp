@@ -28,6 +28,7 @@ struct PlanCli {
   std::string config, teacher, shape, student, kind = "align", train = "time_mix", frozen_dtype = "stored";
   std::string teacher_dtype = "bf16", student_dtype = "f32", device_memory;
   int64_t batch = 4, seq_len = 512, top_k = 0;
+  int ranks = 1, zero = -1;  // zero -1: the config's (1 without one)
   bool recompute = false, json = false, check = false;
 };
 
@@ -126,14 +127,18 @@ bool report(const PlanInput& in, const MemoryPlan& p, const std::string& device,
                         {"seq_len", in.seq_len}, {"recompute", in.recompute}, {"frozen_dtype", in.frozen_dtype},
                         {"peak_bytes", p.peak}, {"peak_phase", p.peak_phase}, {"phases", p.phases},
                         {"trained_parameters", p.trained_parameters}, {"device", device},
-                        {"device_bytes", memory}, {"fits", fits}};
+                        {"device_bytes", memory}, {"fits", fits}, {"ranks", in.ranks}, {"zero", in.zero}};
     for (const PlanItem& it : p.items) j["components"][it.component] = it.bytes;
     fmt::print("{}\n", j.dump());
     return fits;
   }
-  fmt::print("stage {} ({}, trains {}; {} x {} tokens{}, frozen matrices {})\n", in.stage, in.kind,
+  const int64_t rank_rows = (in.batch + in.ranks - 1) / in.ranks;
+  fmt::print("stage {} ({}, trains {}; {} x {} tokens{}, frozen matrices {}){}\n", in.stage, in.kind,
              fmt::join(in.kind == "align" ? std::vector<std::string>{"time_mix"} : in.train, ", "), in.batch,
-             in.seq_len, in.recompute ? ", recompute" : "", in.frozen_dtype);
+             in.seq_len, in.recompute ? ", recompute" : "", in.frozen_dtype,
+             in.ranks > 1 ? fmt::format(": one rank of {}, {} row{} each{}", in.ranks, rank_rows,
+                                        rank_rows == 1 ? "" : "s", in.zero >= 1 ? ", optimiser sharded" : "")
+                          : "");
   fmt::print("  {:<18} {:>9}  {}\n", "component", "MiB", "");
   for (const PlanItem& it : p.items) fmt::print("  {:<18} {:>9}  {}\n", it.component, mib(it.bytes), it.note);
   fmt::print("  phases:");
@@ -154,12 +159,14 @@ void run_plan(const PlanCli& o) {
   if (!o.config.empty()) {
     const TrainConfig cfg = load_train_config(o.config);
     backend = cfg.run.backend;
+    const int zero = static_cast<int>(cfg.run.zero);
     PlanInput prev;
     for (size_t i = 0; i < cfg.stages.size(); ++i) {
       const StageConfig& st = cfg.stages[i];
       PlanInput in;
       in.stage = st.name, in.kind = st.kind, in.train = st.train, in.batch = st.batch, in.seq_len = st.seq_len;
       in.recompute = st.recompute, in.frozen_dtype = st.frozen_dtype, in.top_k = st.top_k, in.ce_weight = st.ce_weight;
+      in.zero = zero;
       const std::string teacher = !st.kd_teacher.empty() ? st.kd_teacher : cfg.run.teacher;
       if ((st.kind == "align" || st.kind == "kd") && !teacher.empty()) set_teacher(in, teacher);
       if (i == 0) {
@@ -198,6 +205,10 @@ void run_plan(const PlanCli& o) {
     if (in.kind == "sft" || in.kind == "dpo") in.teacher.reset(), in.teacher_weight_bytes = 0;
     stages.push_back(in);
   }
+  for (PlanInput& in : stages) {
+    in.ranks = o.ranks;
+    if (o.zero >= 0) in.zero = o.zero;
+  }
   const uint64_t memory = !o.device_memory.empty() ? parse_size(o.device_memory) : backend == "cpu" ? mem_total() : 0;
   const std::string device = backend == "cpu" ? "the CPU (resident memory)" : "one " + backend + " device";
   bool all_fit = true;
@@ -230,6 +241,10 @@ void add_plan(CLI::App& app) {
   cmd->add_option("--student-dtype", o->student_dtype, "Without --student: the converted student's matrices (f32, bf16)")
       ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->add_option("--top-k", o->top_k, "kd: teacher top-k")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ranks", o->ranks, "Data parallel: plan one rank of this many (mpirun -np), its share of the rows")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--zero", o->zero, "With --ranks: 1 or 2 shard the optimiser's moments (default: the config's, else 1), 0 not")
+      ->check(CLI::Range(0, 2));
   cmd->add_option("--device-memory", o->device_memory, "The device's memory, e.g. 80G (default: this machine's, CPU)");
   cmd->add_flag("--json", o->json, "One JSON object per stage");
   cmd->add_flag("--check", o->check, "Exit 1 when a stage does not fit");

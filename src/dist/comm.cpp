@@ -130,6 +130,27 @@ void Comm::allreduce_sum(Ops& ops, Tensor t) {
 #endif
 }
 
+void Comm::reduce_sum(Ops& ops, Tensor t, int root) {
+  if (size_ == 1) return;
+#ifdef ARWKV_HAVE_MPI
+  HostView h(ops, t);
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; i += kMaxPiece) {
+    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+    float* p = h.data() + i;
+    check(MPI_Reduce(rank_ == root ? MPI_IN_PLACE : p, rank_ == root ? p : nullptr, k, MPI_FLOAT, MPI_SUM, root,
+                     MPI_COMM_WORLD),
+          "MPI_Reduce");
+  }
+  if (rank_ == root) h.write_back();
+  bytes_ += static_cast<uint64_t>((size_ - 1) * n * 4 / size_);
+#else
+  (void)ops;
+  (void)t;
+  (void)root;
+#endif
+}
+
 void Comm::broadcast(Ops& ops, Tensor t, int root) {
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI

@@ -21,6 +21,8 @@ class Comm {
   // x ← Σ over ranks of x, in place, on every rank.
   void allreduce_sum(double* x, int64_t n);
   void allreduce_sum(Ops& ops, Tensor t);  // an F32 tensor on ops' device
+  // On root: t ← Σ over ranks of t; the others' t is left as it was.
+  void reduce_sum(Ops& ops, Tensor t, int root);
   // t ← root's t on every rank.
   void broadcast(Ops& ops, Tensor t, int root);
   void barrier();
@@ -28,7 +30,7 @@ class Comm {
   bool any(bool flag);
 
   // Bytes this rank has sent in collectives since the last call (each allreduce of n bytes counts
-  // 2·(size − 1)/size · n, a ring's share; a broadcast counts n at its root).
+  // 2·(size − 1)/size · n, a ring's share; a reduce (size − 1)/size · n; a broadcast n at its root).
   uint64_t take_bytes_sent();
 
   // Ends the whole run from a rank that cannot go on (the others are stopped by the launcher).

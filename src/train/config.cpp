@@ -125,7 +125,10 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.integer("max_bad_steps", run.max_bad_steps, false, 1);
   r.integer("zero", run.zero);
   r.no_other_keys();
-  if (run.zero > 1) r.bad("zero", fmt::format("{}: expected 0 (every rank holds the whole optimiser) or 1 (sharded)", run.zero));
+  if (run.zero > 2)
+    r.bad("zero", fmt::format("{}: expected 0 (every rank holds the whole optimiser), 1 (the optimiser sharded) or 2 "
+                              "(the optimiser sharded and each gradient part summed on its owner only)",
+                              run.zero));
   if (run.out.empty()) r.bad("out", "must not be empty");
   const std::vector<std::string>& names = backend_names();
   if (std::find(names.begin(), names.end(), run.backend) == names.end())

@@ -14,7 +14,9 @@
 //   max_bad_steps = 5              # a step whose loss or gradient norm is NaN/Inf changes nothing
 //                                  # (logged as "skip"); this many in a row stop the run
 //   zero = 1                       # under mpirun: 1 shards AdamW's moments across the ranks
-//                                  # (ZeRO-1), 0 keeps the whole optimiser on every rank
+//                                  # (ZeRO-1), 0 keeps the whole optimiser on every rank, 2 also
+//                                  # sums each gradient part on its owner only (reduce, not
+//                                  # all-reduce: half the bytes; the gradient buffers stay whole)
 //
 //   [[stage]]
 //   name = "align"                 # [A-Za-z0-9_.-]+, unique: names out/<name>/ and its checkpoints
@@ -89,7 +91,7 @@ struct RunConfig {
   int64_t log_every = 10;
   int64_t keep_checkpoints = 2;
   int64_t max_bad_steps = 5;
-  int64_t zero = 1;  // data parallel: 1 shards AdamW's moments across the ranks (ZeRO-1), 0 replicates them
+  int64_t zero = 1;  // data parallel: 0 replicates AdamW, 1 shards its moments (ZeRO-1), 2 also reduces gradients to their owners
 };
 
 struct TrainConfig {

@@ -102,7 +102,9 @@ MemoryPlan plan_stage(const PlanInput& in) {
   else if (in.frozen_dtype != "stored") fail("plan: frozen dtype '{}' is not stored, f32, bf16 or f16", in.frozen_dtype);
   if ((align || kd) && !in.teacher) fail("plan: a {} stage needs a teacher", in.kind);
   const std::vector<std::string> groups = align ? std::vector<std::string>{"time_mix"} : in.train;
-  const int64_t B = in.batch, T = in.seq_len, R = B * T, V = base.vocab_size, C = base.hidden_size;
+  if (in.ranks < 1 || in.batch < in.ranks) fail("plan: batch {} cannot be split over {} ranks", in.batch, in.ranks);
+  // A rank's rows: the most any rank gets (trainer.cpp's rank_rows).
+  const int64_t B = (in.batch + in.ranks - 1) / in.ranks, T = in.seq_len, R = B * T, V = base.vocab_size, C = base.hidden_size;
 
   // Student weights as Student holds them: the stacked token-shift mixes one [P, C] tensor a layer.
   uint64_t trained_bytes = 0, frozen_bytes = 0, grads = 0, largest = 0;
@@ -131,7 +133,9 @@ MemoryPlan plan_stage(const PlanInput& in) {
     largest = std::max(largest, held == DType::F32 ? 8 * n : 2 * n);
     if (trains) grads += aligned(n * 4);
   }
-  const uint64_t adam = 2 * 4 * plan.trained_parameters;
+  // Sharded: each rank's range of the flattened parameters (optim.h shard_parts), the longest.
+  const uint64_t shards = in.zero >= 1 ? static_cast<uint64_t>(in.ranks) : 1;
+  const uint64_t adam = 2 * 4 * ((plan.trained_parameters + shards - 1) / shards);
   const uint64_t weights = trained_bytes + frozen_bytes;
   const uint64_t arena = student_arena_bytes(cfg, B, T, groups, in.recompute, align);
   const int64_t t_hidden = in.teacher ? in.teacher->hidden_size : 1, n = std::min<int64_t>(R, head_chunk_rows(V));
@@ -168,7 +172,7 @@ MemoryPlan plan_stage(const PlanInput& in) {
   add("teacher weights", teacher_w, in.teacher ? "as stored (compact)" : "");
   add("student weights", weights, fmt::format("trained fp32 {}, frozen {}", mib(trained_bytes), mib(frozen_bytes)));
   add("gradients", grads, fmt::format("{:.1f} M trained parameters", static_cast<double>(plan.trained_parameters) / 1e6));
-  add("AdamW moments", adam, "m and v, fp32");
+  add("AdamW moments", adam, shards > 1 ? fmt::format("m and v, fp32, a {}th of them (zero = 1)", shards) : "m and v, fp32");
   add("activations", arena, in.recompute ? "recompute: one layer's set" : "every layer a backward visits");
   add("head chunks", io, fmt::format("{} rows of {} logits at a time", n, V));
   add("teacher pass", teacher_pass + align_io, align ? "one row, and every layer's inputs and targets" : "one row");

@@ -1,4 +1,4 @@
-// Memory plan of a distillation stage (`arwkv plan`): what one process holds, by component, for a
+// Memory plan of a distillation stage (`arwkv plan`): what one process (one rank) holds, by component, for a
 // teacher, a student, a stage kind, the trained groups, batch × seq_len, recompute and the dtype of
 // the student's frozen matrices, computed from the shapes alone (no weights are read). It follows
 // how this program allocates: the same buffers the Student, Teacher, StudentBackprop, the objectives
@@ -42,6 +42,10 @@ struct PlanInput {
   uint64_t teacher_weight_bytes = 0, teacher_file_bytes = 0;
   int64_t top_k = 0;                       // kd
   double ce_weight = 0.0;                  // kd
+  // Data parallel: the plan is one rank's of `ranks` (mpirun -np), each with its share of the
+  // batch's rows; with zero ≥ 1 the AdamW moments are split across the ranks.
+  int ranks = 1;
+  int zero = 1;
 };
 
 struct PlanItem {

@@ -106,10 +106,13 @@ std::string write_train_checkpoint(const std::string& out, const TrainState& sta
     fs::remove_all(tmp);
     fs::create_directories(tmp);
   }
-  comm.barrier();  // every rank writes its optimiser part into tmp
-  SafetensorsWriter w;
-  adam.save(w);
-  w.write((tmp / optimizer_file_name(comm.rank(), comm.size())).string());
+  comm.barrier();  // every rank writes its optimiser part into tmp (rank 0 a whole one)
+  const int parts = adam.shard().ranks;
+  if (lead || parts > 1) {
+    SafetensorsWriter w;
+    adam.save(w);
+    w.write((tmp / optimizer_file_name(adam.shard().rank, parts)).string());
+  }
   comm.barrier();
   if (lead) {
     save_params((tmp / "params.safetensors").string(), params, ops);

@@ -103,6 +103,8 @@ class StageRunner {
   }
   bool prints() const { return opt_.progress && comm_.rank() == 0; }
   void update(double lr);
+  double clip();
+  bool reduce_to_owners() const { return comm_.distributed() && cfg_.run.zero >= 2; }
 
   const TrainConfig& cfg_;
   const StageConfig& st_;
@@ -144,6 +146,15 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
   const OptimShard shard = cfg_.run.zero >= 1 ? OptimShard{comm_.rank(), comm_.size()} : OptimShard{};
   adam_ = std::make_unique<AdamW>(ops_, params_, AdamWOptions{0.9f, 0.95f, 1e-8f, static_cast<float>(st_.weight_decay)},
                                   shard);
+  {  // what each rank holds of the optimiser, measured from its buffers
+    double held[2] = {static_cast<double>(adam_->moment_bytes()), 0.0};
+    held[1] = held[0];
+    comm_.allreduce_sum(&held[1], 1);
+    if (prints())
+      fmt::print(stderr, "[{}] optimiser moments: {:.1f} MiB on rank 0{}\n", st_.name, held[0] / (1 << 20),
+                 comm_.distributed() ? fmt::format(", {:.1f} MiB over the {} ranks", held[1] / (1 << 20), comm_.size())
+                                     : std::string());
+  }
   state_.stage_index = index_;
   state_.stage = st_.name;
   if (resume) {
@@ -164,7 +175,7 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     StepRecord r{index_, st_.name, state_.step + 1, steps_, state_.tokens + st_.tokens_per_step()};
     r.lr = schedule_.at(r.step);
     r.loss = train_step(*it_, batch);
-    r.grad_norm = clip_grad_norm(ops_, params_, st_.clip);
+    r.grad_norm = clip();
     const bool bad = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
     if (bad) {
       skip_step(r);
@@ -237,9 +248,37 @@ double StageRunner::train_step(BatchIterator& it, Batch& batch) {
   }
   if (!comm_.distributed()) return loss / total;
   if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / step_count));
-  for (const Parameter& p : params_) comm_.allreduce_sum(ops_, p.grad);
+  if (reduce_to_owners()) {  // zero = 2: each part's sum only where its optimiser update runs
+    for (const ParamPart& part : adam_->parts())
+      comm_.reduce_sum(ops_, flat_range(params_[part.param].grad, part.begin, part.end), part.owner);
+  } else {
+    for (const Parameter& p : params_) comm_.allreduce_sum(ops_, p.grad);
+  }
   comm_.allreduce_sum(&loss, 1);
   return loss / step_count;
+}
+
+// The global gradient norm, and the gradients clipped to st_.clip. With zero = 2 a rank holds the
+// summed gradient of its own parts only: their squares are added over the ranks, and each rank
+// scales its parts.
+double StageRunner::clip() {
+  if (!reduce_to_owners()) return clip_grad_norm(ops_, params_, st_.clip);
+  Buffer buf = ops_.alloc(sizeof(float));
+  const Tensor acc{buf.data(), Shape{1}, DType::F32, ops_.device()};
+  const float zero = 0.0f;
+  ops_.upload(acc, &zero);
+  std::vector<Tensor> mine;
+  for (const ParamPart& part : adam_->parts())
+    if (part.owner == comm_.rank()) mine.push_back(flat_range(params_[part.param].grad, part.begin, part.end));
+  for (const Tensor& g : mine) ops_.sum_squares(acc, g);
+  float local = 0.0f;
+  ops_.download(&local, acc);
+  double squares = local;
+  comm_.allreduce_sum(&squares, 1);
+  const double norm = std::sqrt(squares);
+  if (st_.clip > 0.0 && norm > st_.clip)
+    for (const Tensor& g : mine) ops_.scale(g, static_cast<float>(st_.clip / norm));
+  return norm;
 }
 
 // AdamW on this rank's parts (all of them on a single process or with zero = 0), then every part

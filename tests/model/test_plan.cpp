@@ -89,5 +89,38 @@ TEST(Plan, PhasesPeakAndErrors) {
   EXPECT_THROW(plan_stage(in), Error);  // kd without a teacher
 }
 
+// One rank of a data-parallel run: its share of the rows (the activation arena of B/N rows, as
+// StudentBackprop sizes it) and, with zero = 1, its share of the optimiser's moments (the longest
+// range of shard_parts, ≤ a rank's ceiling share); zero = 0 keeps the whole optimiser.
+TEST(Plan, RanksShareRowsAndTheOptimiser) {
+  PlanInput in;
+  in.teacher = known_shape("qwen2.5-0.5b");
+  in.teacher_weight_bytes = teacher_held_bytes(*in.teacher, nullptr, DType::BF16);
+  in.student = make_student_config(*in.teacher, 32, 32, 16, 64);
+  in.batch = 4, in.seq_len = 512;
+  in.kind = "kd";
+  in.train = {"time_mix", "mlp", "norm"};
+  auto component = [](const MemoryPlan& p, const std::string& name) {
+    for (const PlanItem& it : p.items)
+      if (it.component == name) return it.bytes;
+    return uint64_t{0};
+  };
+  const MemoryPlan one = plan_stage(in);
+  in.ranks = 2;
+  const MemoryPlan two = plan_stage(in);
+  const uint64_t adam1 = component(one, "AdamW moments"), adam2 = component(two, "AdamW moments");
+  EXPECT_EQ(adam1, 8 * one.trained_parameters);
+  EXPECT_EQ(adam2, 8 * ((one.trained_parameters + 1) / 2));
+  EXPECT_EQ(component(two, "activations"), student_arena_bytes(in.student, 2, 512, in.train, false, false));
+  EXPECT_EQ(component(two, "gradients"), component(one, "gradients"));  // ZeRO-1: whole gradients
+  EXPECT_LT(two.peak, one.peak);
+  in.zero = 0;
+  EXPECT_EQ(component(plan_stage(in), "AdamW moments"), adam1);
+  in.ranks = 3;  // 4 rows over 3 ranks: the busiest rank has 2
+  EXPECT_EQ(component(plan_stage(in), "activations"), student_arena_bytes(in.student, 2, 512, in.train, false, false));
+  in.ranks = 5;
+  EXPECT_THROW(plan_stage(in), Error);
+}
+
 }  // namespace
 }  // namespace arwkv
