@@ -2,9 +2,10 @@
 # distill.sh CONFIG.toml: the whole ARWKV pipeline on the default teacher, measured.
 #
 #   1. the Debian corpus (scripts/make_corpus.sh) unless its data directory exists, and for a stage
-#      whose data directory is named teacher-chat and does not exist yet, the teacher's replies to
+#      whose data directory is named teacher-chat (or teacher-chat-prose: the same chats with the
+#      corpus files of configs/chat-prose-files.txt) and does not exist yet, the teacher's replies to
 #      the first CHAT_PROMPTS prompts of build-corpus/prompts.txt (arwkv chatgen, sampled, seed 1,
-#      CHAT_REPLY_TOKENS tokens at most) tokenized into it;
+#      CHAT_REPLY_TOKENS tokens at most, CHAT_WORKERS processes) tokenized into it;
 #   2. the student of the config's [run] student, converted from its teacher (--init transfer,
 #      its output scales calibrated on CALIBRATE_TOKENS tokens of the data) unless it exists;
 #   3. held-out evaluation of the untrained student: teacher and student perplexity, mean KL and
@@ -18,7 +19,8 @@
 # Settings (environment): ARWKV (build/arwkv), EVAL_TOKENS (8192), EVAL_TEXT
 # (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer), BACKEND (cpu: where evaluation and
 # chat run; training runs where the config's [run] backend says), CALIBRATE_TOKENS (4096; 0: no
-# calibration), CHAT_PROMPTS (96), CHAT_REPLY_TOKENS (80).
+# calibration), CHAT_PROMPTS (96), CHAT_REPLY_TOKENS (80), CHAT_WORKERS (the number of cores:
+# chatgen processes on consecutive ranges of the prompts).
 # Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,14 +57,37 @@ if [[ ! -d $data ]]; then
 fi
 chat_prompts=${CHAT_PROMPTS:-96}
 chat_reply_tokens=${CHAT_REPLY_TOKENS:-80}
+nproc_=$(nproc)
+chat_workers=${CHAT_WORKERS:-$nproc_}
 stage_data=$(awk '/^\[\[stage\]\]/ { s = 1 } s && $1 == "data" { sub(/^[^=]*=[ \t]*"/, ""); sub(/".*/, ""); print }' "$config")
 for d in $stage_data; do
-  [[ $(basename "$d") == teacher-chat && ! -f $d/manifest.json ]] || continue
-  say "the teacher's replies to $chat_prompts prompts ($d)"
+  kind=$(basename "$d")
+  [[ ($kind == teacher-chat || $kind == teacher-chat-prose) && ! -f $d/manifest.json ]] || continue
+  chats=$(dirname "$d")/teacher-chat.jsonl
   mkdir -p "$(dirname "$d")"
-  "$arwkv" chatgen -m "$teacher" --prompts build-corpus/prompts.txt --limit "$chat_prompts" -n "$chat_reply_tokens" \
-    --keep-truncated --seed 1 --out "$d.jsonl"
-  "$arwkv" data --tokenizer "$teacher" --out "$d" --val-fraction 0.08 --seed 1 --force "$d.jsonl"
+  if [[ ! -f $chats ]]; then
+    say "the teacher's replies to $chat_prompts prompts ($chats)"
+    # One decoding process per core, each on a consecutive range of the prompts: decoding one
+    # sequence gains little from a second thread, and the pieces are the lines one process writes.
+    parts=()
+    pids=()
+    for ((w = 0; w < chat_workers; w++)); do
+      first=$((chat_prompts * w / chat_workers)) end=$((chat_prompts * (w + 1) / chat_workers))
+      ((end > first)) || continue
+      parts+=("$chats.part$w")
+      OMP_NUM_THREADS=$(((nproc_ + chat_workers - 1) / chat_workers)) \
+        "$arwkv" chatgen -m "$teacher" --prompts build-corpus/prompts.txt --skip "$first" --limit "$end" \
+        -n "$chat_reply_tokens" --keep-truncated --seed 1 --out "$chats.part$w" 2> "$chats.part$w.log" &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || { cat "$chats".part*.log >&2; exit 1; }; done
+    tail -qn1 "$chats".part*.log | tr '\r' '\n' | grep wrote >&2 || true
+    cat "${parts[@]}" > "$chats.tmp" && mv "$chats.tmp" "$chats"
+    rm -f "${parts[@]}" "$chats".part*.log
+  fi
+  prose=()  # teacher-chat-prose: the chats and the corpus files of configs/chat-prose-files.txt
+  [[ $kind == teacher-chat-prose ]] && mapfile -t prose < <(grep -v '^#' configs/chat-prose-files.txt | grep . | sed 's|^|build-corpus/|')
+  "$arwkv" data --tokenizer "$teacher" --out "$d" --val-fraction 0.08 --seed 1 --force "$chats" "${prose[@]}"
 done
 mkdir -p "$out"
 if [[ ! -f $student/config.json ]]; then

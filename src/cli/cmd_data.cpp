@@ -64,7 +64,7 @@ void run_data(DataCli& o) {
 struct ChatgenCli {
   std::string model, prompts, out, system;
   int n = 256;
-  int64_t limit = 0;
+  int64_t limit = 0, skip = 0;
   bool keep_truncated = false;
   SamplerOptions sampler;
 };
@@ -111,9 +111,14 @@ Reply reply_to(const LoadedModel& m, const std::vector<ChatMessage>& msgs, const
 }
 
 // Each prompt's reply is sampled with seed + its line index, so a run is reproducible prompt by
-// prompt. Lines go to OUT.partial as they are made; it is renamed onto OUT at the end.
+// prompt, and processes given consecutive ranges of the prompts (--skip, --limit) write the lines
+// one process would, in pieces. Lines go to OUT.partial as they are made; it is renamed onto OUT at
+// the end.
 void run_chatgen(const ChatgenCli& o) {
   const std::vector<std::string> prompts = read_prompts(o.prompts, o.limit);
+  if (o.skip >= static_cast<int64_t>(prompts.size()))
+    fail("{}: --skip {} leaves none of its {} prompts{}", o.prompts, o.skip, prompts.size(),
+         o.limit > 0 ? fmt::format(" (--limit {})", o.limit) : "");
   LoadedModel m = LoadedModel::open(o.model);
   const std::string partial = o.out + ".partial";
   std::FILE* f = std::fopen(partial.c_str(), "wb");
@@ -121,7 +126,7 @@ void run_chatgen(const ChatgenCli& o) {
   int64_t kept = 0, truncated = 0, new_tokens = 0;
   double seconds = 0.0;
   try {
-    for (size_t i = 0; i < prompts.size(); ++i) {
+    for (size_t i = static_cast<size_t>(o.skip); i < prompts.size(); ++i) {
       std::vector<ChatMessage> msgs;
       if (!o.system.empty()) msgs.push_back({"system", o.system});
       msgs.push_back({"user", prompts[i]});
@@ -310,6 +315,9 @@ void add_chatgen(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output .jsonl file ({\"messages\": [...]} per line)")->required();
   cmd->add_option("-n,--max-tokens", o->n, "Most tokens per reply")->capture_default_str();
   cmd->add_option("--limit", o->limit, "Answer at most this many prompts (0: all)")->capture_default_str();
+  cmd->add_option("--skip", o->skip, "Leave out the first this many of them (a range for one of several processes)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--temperature", o->sampler.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->sampler.top_k, "Sample among the k most likely tokens; 0 = all")->capture_default_str();
   cmd->add_option("--top-p", o->sampler.top_p, "Nucleus: smallest set with this probability mass")->capture_default_str();

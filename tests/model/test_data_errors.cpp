@@ -1,7 +1,8 @@
 // Training data, bad inputs: each is a clear error naming the file (file:line for JSONL) and leaves
 // neither the output directory nor a temporary one behind; through the library and the program.
 // Also the programs themselves: `arwkv data` end to end, and `arwkv chatgen` on the tiny llama
-// fixture given a ChatML template (reproducible per seed, chat JSONL that `arwkv data` reads).
+// fixture given a ChatML template (reproducible per seed, in pieces with --skip and --limit, chat
+// JSONL that `arwkv data` reads).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -170,6 +171,17 @@ TEST(DataCli, ChatgenAnswersPromptsAsChatJsonl) {
   EXPECT_EQ(slurp(out), first);
   ASSERT_EQ(run(args + "1").status, 0);
   EXPECT_NE(slurp(out), first);
+  // Two processes on consecutive ranges (--skip, --limit) write the lines of one, in two pieces.
+  const std::string part_a = (t.path / "a.jsonl").string(), part_b = (t.path / "b.jsonl").string();
+  const std::string three = "chatgen -m " + model + " --prompts " + prompts + " -n 6 --keep-truncated --temperature 0.8 --seed 4";
+  ASSERT_EQ(run(three + " --out " + out).status, 0);
+  ASSERT_EQ(run(three + " --limit 1 --out " + part_a).status, 0);
+  ASSERT_EQ(run(three + " --skip 1 --out " + part_b).status, 0);
+  EXPECT_EQ(slurp(part_a) + slurp(part_b), slurp(out));
+  r = run(three + " --skip 3 --out " + part_b);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--skip 3 leaves none of its 3 prompts"), std::string::npos) << r.output;
+  ASSERT_EQ(run(args).status, 0);
   r = run("data --tokenizer " + model + " --out " + (t.path / "d").string() + " --val-fraction 0 " + out);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(Dataset::open((t.path / "d").string()).manifest().train.n_chat_documents, 2);
