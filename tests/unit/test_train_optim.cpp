@@ -337,6 +337,9 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
   e = error_of("[\"time_mix\"]", "[\"time_mix\", \"mlps\"]");
   EXPECT_NE(e.find("'train'"), std::string::npos) << e;
   EXPECT_NE(e.find("mlps"), std::string::npos) << e;
+  e = error_of("seed = 7", "seed = 7\nzero = 3");
+  EXPECT_NE(e.find("'zero'"), std::string::npos) << e;
+  EXPECT_NE(e.find("expected 0"), std::string::npos) << e;
   e = error_of("seed = 7", "seed = 7\nsede = 8");
   EXPECT_NE(e.find("[run]"), std::string::npos) << e;
   EXPECT_NE(e.find("'sede'"), std::string::npos) << e;
