@@ -97,7 +97,7 @@ class StageRunner {
   void validate_and_log();
   void checkpoint();
   void write_student();
-  void progress(const StepRecord& r, double eta_s) const;
+  void progress(const StepRecord& r, double eta_s, uint64_t sent) const;
   void log(const nlohmann::json& record) {
     if (log_) log_->write(record);
   }
@@ -205,7 +205,7 @@ void StageRunner::run(const std::optional<LatestCheckpoint>& resume) {
     if (opt_.on_step) opt_.on_step(r);
     const double per_step = seconds_since(t0) / static_cast<double>(state_.step - first_step);
     if (prints() && (r.step % cfg_.run.log_every == 0 || r.step == steps_))
-      progress(r, per_step * static_cast<double>(steps_ - r.step));
+      progress(r, per_step * static_cast<double>(steps_ - r.step), sent);
     const bool last = state_.step == steps_;
     if (last || (st_.eval_every > 0 && state_.step % st_.eval_every == 0)) validate_and_log();
     if (!last && st_.checkpoint_every > 0 && state_.step % st_.checkpoint_every == 0) checkpoint();
@@ -346,10 +346,12 @@ void StageRunner::write_student() {
   comm_.barrier();
 }
 
-void StageRunner::progress(const StepRecord& r, double eta_s) const {
-  fmt::print(stderr, "[{}] step {}/{} ({:.0f}%) tokens {} loss {:.4f} lr {:.2e} |g| {:.3f} {} tok/s ETA {}\n",
+// sent: the bytes rank 0 sent in the step's collectives (shown on a data-parallel run).
+void StageRunner::progress(const StepRecord& r, double eta_s, uint64_t sent) const {
+  fmt::print(stderr, "[{}] step {}/{} ({:.0f}%) tokens {} loss {:.4f} lr {:.2e} |g| {:.3f} {} tok/s{} ETA {}\n",
              r.stage, r.step, r.steps, 100.0 * static_cast<double>(r.step) / static_cast<double>(r.steps),
              human_count(static_cast<double>(r.tokens)), r.loss, r.lr, r.grad_norm, human_count(r.tokens_per_s),
+             comm_.distributed() ? fmt::format(" sent {:.1f} MB", static_cast<double>(sent) / 1e6) : std::string(),
              human_duration(eta_s));
 }
 

@@ -149,6 +149,7 @@ TEST_F(DistillMpi, TwoRanksLogTheLossesOfOneProcess) {
   EXPECT_EQ(trains, 10 + 4 + 4);
   for (const char* stage : {"align", "kd", "sft"}) EXPECT_TRUE(fs::exists(fs::path("runs/two") / stage / "config.json"));
   EXPECT_NE(two_.output.find("2 ranks"), std::string::npos) << two_.output;
+  EXPECT_NE(two_.output.find(" MB ETA"), std::string::npos) << two_.output;  // bytes sent, per step
   // Rank 0 alone prints: each stage's student is announced once.
   size_t wrote = 0;
   for (size_t at = two_.output.find("[align] wrote"); at != std::string::npos; at = two_.output.find("[align] wrote", at + 1))
