@@ -50,31 +50,32 @@ std::optional<ValidationResult> validate(Objective& obj, const Dataset& data, co
   if (data.n_documents(DataSplit::Val) == 0) return std::nullopt;
   BatchIterator it(data, DataSplit::Val, BatchOptions{st.batch, st.seq_len, 0, false});
   Batch batch, mine;
-  // n, loss, kl, top1 (weighted sums), whether any batch had kl, top1
-  std::array<double, 6> sum{};
+  // Weighted sums added over the ranks, and whether any batch had a kl and a top1.
+  enum { kCount, kLoss, kKl, kTop1, kHasKl, kHasTop1, kSums };
+  std::array<double, kSums> sum{};
   for (int64_t i = 0; i < st.eval_batches; ++i) {
     it.next(batch);
     const Batch& b = share_of(batch, obj.row_group(), comm, mine);
     const auto c = static_cast<double>(obj.count(b));
     if (c == 0) continue;
     const ValidationResult r = obj.validate(b);
-    sum[0] += c;
-    sum[1] += c * r.loss;
+    sum[kCount] += c;
+    sum[kLoss] += c * r.loss;
     if (r.kl) {
-      sum[4] = 1;
-      sum[2] += c * *r.kl;
+      sum[kHasKl] = 1;
+      sum[kKl] += c * *r.kl;
     }
     if (r.top1) {
-      sum[5] = 1;
-      sum[3] += c * *r.top1;
+      sum[kHasTop1] = 1;
+      sum[kTop1] += c * *r.top1;
     }
   }
-  comm.allreduce_sum(sum.data(), static_cast<int64_t>(sum.size()));
-  const double n = sum[0];
+  comm.allreduce_sum(sum.data(), kSums);
+  const double n = sum[kCount];
   if (n == 0) return std::nullopt;
-  ValidationResult r{sum[1] / n, std::nullopt, std::nullopt};
-  if (sum[4] > 0) r.kl = sum[2] / n;
-  if (sum[5] > 0) r.top1 = sum[3] / n;
+  ValidationResult r{sum[kLoss] / n, std::nullopt, std::nullopt};
+  if (sum[kHasKl] > 0) r.kl = sum[kKl] / n;
+  if (sum[kHasTop1] > 0) r.top1 = sum[kTop1] / n;
   return r;
 }
 
