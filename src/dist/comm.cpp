@@ -13,10 +13,10 @@
 namespace arwkv {
 namespace {
 
+#ifdef ARWKV_HAVE_MPI
 // MPI's counts are int: big tensors go in pieces.
 constexpr int64_t kMaxPiece = int64_t{1} << 28;
 
-#ifdef ARWKV_HAVE_MPI
 void check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
   char msg[MPI_MAX_ERROR_STRING];
