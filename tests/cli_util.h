@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -47,6 +49,20 @@ inline CliRun run_arwkv(const std::string& args, const std::string& stdin_text =
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   if (!in.empty()) std::filesystem::remove(in);
   return r;
+}
+
+// A path in the repository (tests/data is two levels below its root).
+inline std::string repo_file(const std::string& rel) {
+  return std::filesystem::weakly_canonical(std::filesystem::path(data_path("")) / "../.." / rel).string();
+}
+
+// The records of a metrics.jsonl file, in order.
+inline std::vector<nlohmann::json> read_metrics(const std::filesystem::path& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
 }
 
 }  // namespace arwkv::test

@@ -14,8 +14,12 @@ namespace arwkv {
 namespace {
 
 #ifdef ARWKV_HAVE_MPI
-// MPI's counts are int: big tensors go in pieces.
-constexpr int64_t kMaxPiece = int64_t{1} << 28;
+// MPI's counts are int: big tensors go in pieces, f(offset, count) for each.
+template <typename F>
+void in_pieces(int64_t n, F&& f) {
+  constexpr int64_t kMaxPiece = int64_t{1} << 28;
+  for (int64_t i = 0; i < n; i += kMaxPiece) f(i, static_cast<int>(std::min(kMaxPiece, n - i)));
+}
 
 void check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -102,10 +106,9 @@ std::string rank_prefix() {
 void Comm::allreduce_sum(double* x, int64_t n) {
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI
-  for (int64_t i = 0; i < n; i += kMaxPiece) {
-    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+  in_pieces(n, [&](int64_t i, int k) {
     check(MPI_Allreduce(MPI_IN_PLACE, x + i, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
-  }
+  });
   bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 8 / size_);
 #else
   (void)x;
@@ -118,10 +121,9 @@ void Comm::allreduce_sum(Ops& ops, Tensor t) {
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
   const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; i += kMaxPiece) {
-    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+  in_pieces(n, [&](int64_t i, int k) {
     check(MPI_Allreduce(MPI_IN_PLACE, h.data() + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
-  }
+  });
   h.write_back();
   bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 4 / size_);
 #else
@@ -135,13 +137,12 @@ void Comm::reduce_sum(Ops& ops, Tensor t, int root) {
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
   const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; i += kMaxPiece) {
-    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
+  in_pieces(n, [&](int64_t i, int k) {
     float* p = h.data() + i;
     check(MPI_Reduce(rank_ == root ? MPI_IN_PLACE : p, rank_ == root ? p : nullptr, k, MPI_FLOAT, MPI_SUM, root,
                      MPI_COMM_WORLD),
           "MPI_Reduce");
-  }
+  });
   if (rank_ == root) h.write_back();
   bytes_ += static_cast<uint64_t>((size_ - 1) * n * 4 / size_);
 #else
@@ -156,10 +157,7 @@ void Comm::broadcast(Ops& ops, Tensor t, int root) {
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
   const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; i += kMaxPiece) {
-    const int k = static_cast<int>(std::min(kMaxPiece, n - i));
-    check(MPI_Bcast(h.data() + i, k, MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast");
-  }
+  in_pieces(n, [&](int64_t i, int k) { check(MPI_Bcast(h.data() + i, k, MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast"); });
   if (rank_ != root) h.write_back();
   if (rank_ == root) bytes_ += static_cast<uint64_t>(n * 4);
 #else

@@ -23,22 +23,12 @@
 
 namespace fs = std::filesystem;
 using arwkv::test::CliRun;
+using arwkv::test::read_metrics;
+using arwkv::test::repo_file;
 using arwkv::test::run_arwkv;
 using nlohmann::json;
 
 namespace {
-
-std::string repo_file(const std::string& rel) {
-  return fs::weakly_canonical(fs::path(arwkv::test::data_path("")) / "../.." / rel).string();
-}
-
-std::vector<json> read_metrics(const fs::path& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(json::parse(line));
-  return out;
-}
 
 std::vector<json> records(const std::vector<json>& all, const std::string& type, const std::string& stage) {
   std::vector<json> out;

@@ -57,7 +57,8 @@ TEST(Plan, WeightBytesEqualTheModels) {
   }
 }
 
-TEST(Plan, PhasesPeakAndErrors) {
+// A kd stage of the Qwen2.5-0.5B shape (bf16 teacher), 4 x 512, time mixing, MLP and norms.
+PlanInput qwen05_kd() {
   PlanInput in;
   in.teacher = known_shape("qwen2.5-0.5b");
   in.teacher_weight_bytes = teacher_held_bytes(*in.teacher, nullptr, DType::BF16);
@@ -65,6 +66,11 @@ TEST(Plan, PhasesPeakAndErrors) {
   in.batch = 4, in.seq_len = 512;
   in.kind = "kd";
   in.train = {"time_mix", "mlp", "norm"};
+  return in;
+}
+
+TEST(Plan, PhasesPeakAndErrors) {
+  PlanInput in = qwen05_kd();
   const MemoryPlan stored = plan_stage(in);
   ASSERT_EQ(stored.phases.size(), 4u);
   uint64_t largest = 0;
@@ -93,13 +99,7 @@ TEST(Plan, PhasesPeakAndErrors) {
 // StudentBackprop sizes it) and, with zero = 1, its share of the optimiser's moments (the longest
 // range of shard_parts, ≤ a rank's ceiling share); zero = 0 keeps the whole optimiser.
 TEST(Plan, RanksShareRowsAndTheOptimiser) {
-  PlanInput in;
-  in.teacher = known_shape("qwen2.5-0.5b");
-  in.teacher_weight_bytes = teacher_held_bytes(*in.teacher, nullptr, DType::BF16);
-  in.student = make_student_config(*in.teacher, 32, 32, 16, 64);
-  in.batch = 4, in.seq_len = 512;
-  in.kind = "kd";
-  in.train = {"time_mix", "mlp", "norm"};
+  PlanInput in = qwen05_kd();
   auto component = [](const MemoryPlan& p, const std::string& name) {
     for (const PlanItem& it : p.items)
       if (it.component == name) return it.bytes;
