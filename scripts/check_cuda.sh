@@ -8,7 +8,9 @@
 #   scripts/check_cuda.sh run [OUT]     there, from the repository root with gpu-pack.tar.xz:
 #                                       1. every CUDA op against the CPU backend, teacher and student
 #                                          logits, a training step's loss and gradients, the smoke
-#                                          distillation (the tests' "cuda" instances, fp32 GEMMs);
+#                                          distillation (the tests' "cuda" instances, fp32 GEMMs),
+#                                          NCCL's collectives on one rank and the smoke distillation
+#                                          with comm = "nccl" against the plain CUDA run;
 #                                       2. bench_cuda: WKV-7 forward+backward at B=8 T=4096 C=4096,
 #                                          decode at batch 1 and 64, GEMMs;
 #                                       3. fla's chunk_rwkv7 at the same shape (bench/wkv7_fla.py);
@@ -37,7 +39,7 @@ case "$mode" in
     b=$ARWKV_BUILD_DIR
     rm -rf gpu-pack && mkdir -p gpu-pack/bin gpu-pack/lib
     progs=("$b/arwkv" "$b/bench/bench_cuda" "$b/bench/bench_train")
-    for t in test_cuda_backend ops_backend_test test_backward_backends test_loss test_adamw test_wkv7 \
+    for t in test_cuda_backend test_nccl ops_backend_test test_backward_backends test_loss test_adamw test_wkv7 \
              test_wkv7_backward test_distill; do progs+=("$b/tests/$t"); done
     for p in "${progs[@]}"; do cp "$p" gpu-pack/bin/ && strip gpu-pack/bin/"$(basename "$p")"; done
     # Libraries outside the C runtime and CUDA (which the GPU machine has): Debian's OpenBLAS, fmt, ...
@@ -68,9 +70,13 @@ case "$mode" in
     tar -xJf gpu-pack.tar.xz
     export LD_LIBRARY_PATH="$PWD/gpu-pack/lib:${LD_LIBRARY_PATH:-}"
     export ARWKV_TEST_DATA="$PWD/gpu-pack/testdata" ARWKV_BIN="$PWD/gpu-pack/bin/arwkv" OMP_WAIT_POLICY=passive
+    # NCCL (218 MB, not carried) from PyTorch's nvidia-nccl wheel where the machine has one.
+    nccl_lib=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+    [[ -n $nccl_lib ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$nccl_lib"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
     bin=gpu-pack/bin
     step tests_cuda_backend "$bin/test_cuda_backend"
+    step tests_nccl "$bin/test_nccl"
     for t in ops_backend_test test_backward_backends test_loss test_adamw test_wkv7 test_wkv7_backward; do
       step "tests_$t" "$bin/$t" --gtest_filter='*/cuda'
     done

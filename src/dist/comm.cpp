@@ -4,10 +4,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
 #include <vector>
+
+#include "core/error.h"
 
 #ifdef ARWKV_HAVE_MPI
 #include <mpi.h>
+#endif
+#ifdef ARWKV_HAVE_NCCL
+#include "dist/nccl.h"
 #endif
 
 namespace arwkv {
@@ -72,6 +78,22 @@ bool mpi_built() {
 #endif
 }
 
+bool nccl_built() {
+#ifdef ARWKV_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string nccl_version() {
+#ifdef ARWKV_HAVE_NCCL
+  return nccl::version();
+#else
+  return "";
+#endif
+}
+
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
     if (std::getenv(v)) return true;
@@ -103,6 +125,27 @@ std::string rank_prefix() {
   return c.distributed() ? fmt::format("rank {} of {}: ", c.rank(), c.size()) : std::string();
 }
 
+const char* Comm::set_transport(const std::string& mode, const Ops& ops, const std::string& source) {
+  const bool gpu = std::string_view(ops.name()) == "cuda";  // a real GPU (not the CUDA emulation)
+  ARWKV_ASSERT(mode == "auto" || mode == "mpi" || mode == "nccl", "transport '{}'", mode);
+  if (mode == "nccl" && !nccl_built())
+    fail("{}: [run] comm = \"nccl\": this build has no NCCL (it needs the CUDA backend, MPI and the CUDA "
+         "toolkit's NCCL when configured)",
+         source);
+  if (mode == "nccl" && !gpu)
+    fail("{}: [run] comm = \"nccl\": NCCL moves tensors between GPUs, and this run's backend is {}", source,
+         ops.name());
+  nccl_ = gpu && nccl_built() && mode != "mpi";
+  forced_nccl_ = mode == "nccl";
+  return nccl_ ? "nccl" : "mpi";
+}
+
+bool Comm::on_nccl(const Tensor& t) const {
+  if (!nccl_ || t.device != Device::CUDA) return false;
+  ARWKV_ASSERT(t.dtype == DType::F32, "collectives take f32 tensors, not {}", dtype_name(t.dtype));
+  return true;
+}
+
 void Comm::allreduce_sum(double* x, int64_t n) {
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI
@@ -117,15 +160,19 @@ void Comm::allreduce_sum(double* x, int64_t n) {
 }
 
 void Comm::allreduce_sum(Ops& ops, Tensor t) {
+  if (!reduces()) return;
+  const int64_t n = t.numel();
+  bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 4 / size_);
+#ifdef ARWKV_HAVE_NCCL
+  if (on_nccl(t)) return nccl::allreduce_sum(static_cast<float*>(t.data), n, rank_, size_);
+#endif
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
-  const int64_t n = t.numel();
   in_pieces(n, [&](int64_t i, int k) {
     check(MPI_Allreduce(MPI_IN_PLACE, h.data() + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   });
   h.write_back();
-  bytes_ += static_cast<uint64_t>(2 * (size_ - 1) * n * 4 / size_);
 #else
   (void)ops;
   (void)t;
@@ -133,10 +180,15 @@ void Comm::allreduce_sum(Ops& ops, Tensor t) {
 }
 
 void Comm::reduce_sum(Ops& ops, Tensor t, int root) {
+  if (!reduces()) return;
+  const int64_t n = t.numel();
+  bytes_ += static_cast<uint64_t>((size_ - 1) * n * 4 / size_);
+#ifdef ARWKV_HAVE_NCCL
+  if (on_nccl(t)) return nccl::reduce_sum(static_cast<float*>(t.data), n, root, rank_, size_);
+#endif
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
-  const int64_t n = t.numel();
   in_pieces(n, [&](int64_t i, int k) {
     float* p = h.data() + i;
     check(MPI_Reduce(rank_ == root ? MPI_IN_PLACE : p, rank_ == root ? p : nullptr, k, MPI_FLOAT, MPI_SUM, root,
@@ -144,7 +196,6 @@ void Comm::reduce_sum(Ops& ops, Tensor t, int root) {
           "MPI_Reduce");
   });
   if (rank_ == root) h.write_back();
-  bytes_ += static_cast<uint64_t>((size_ - 1) * n * 4 / size_);
 #else
   (void)ops;
   (void)t;
@@ -153,13 +204,17 @@ void Comm::reduce_sum(Ops& ops, Tensor t, int root) {
 }
 
 void Comm::broadcast(Ops& ops, Tensor t, int root) {
+  if (!reduces()) return;
+  const int64_t n = t.numel();
+  if (rank_ == root && size_ > 1) bytes_ += static_cast<uint64_t>(n * 4);
+#ifdef ARWKV_HAVE_NCCL
+  if (on_nccl(t)) return nccl::broadcast(static_cast<float*>(t.data), n, root, rank_, size_);
+#endif
   if (size_ == 1) return;
 #ifdef ARWKV_HAVE_MPI
   HostView h(ops, t);
-  const int64_t n = t.numel();
   in_pieces(n, [&](int64_t i, int k) { check(MPI_Bcast(h.data() + i, k, MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast"); });
   if (rank_ != root) h.write_back();
-  if (rank_ == root) bytes_ += static_cast<uint64_t>(n * 4);
 #else
   (void)ops;
   (void)t;

@@ -124,7 +124,10 @@ RunConfig read_run(const toml::table& t, const std::string& source) {
   r.integer("keep_checkpoints", run.keep_checkpoints, false, 1);
   r.integer("max_bad_steps", run.max_bad_steps, false, 1);
   r.integer("zero", run.zero);
+  r.str("comm", run.comm);
   r.no_other_keys();
+  if (run.comm != "auto" && run.comm != "mpi" && run.comm != "nccl")
+    r.bad("comm", fmt::format("\"{}\": expected \"auto\", \"mpi\" or \"nccl\"", run.comm));
   if (run.zero > 2)
     r.bad("zero", fmt::format("{}: expected 0 (every rank holds the whole optimiser), 1 (the optimiser sharded) or 2 "
                               "(the optimiser sharded and each gradient part summed on its owner only)",

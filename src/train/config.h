@@ -17,6 +17,10 @@
 //                                  # (ZeRO-1), 0 keeps the whole optimiser on every rank, 2 also
 //                                  # sums each gradient part on its owner only (reduce, not
 //                                  # all-reduce: half the bytes; the gradient buffers stay whole)
+//   comm = "auto"                  # how gradients and parameters travel between ranks: "mpi"
+//                                  # (host memory), "nccl" (GPU to GPU; the cuda backend in a build
+//                                  # with NCCL; also on one rank, to check the path on one GPU) or
+//                                  # "auto" (nccl where both are there, mpi otherwise)
 //
 //   [[stage]]
 //   name = "align"                 # [A-Za-z0-9_.-]+, unique: names out/<name>/ and its checkpoints
@@ -92,6 +96,7 @@ struct RunConfig {
   int64_t keep_checkpoints = 2;
   int64_t max_bad_steps = 5;
   int64_t zero = 1;  // data parallel: 0 replicates AdamW, 1 shards its moments (ZeRO-1), 2 also reduces gradients to their owners
+  std::string comm = "auto";  // the tensors' transport between ranks: auto, mpi or nccl
 };
 
 struct TrainConfig {

@@ -247,7 +247,7 @@ double StageRunner::train_step(BatchIterator& it, Batch& batch) {
     loss += n * l;
     total += n;
   }
-  if (!comm_.distributed()) return loss / total;
+  if (!comm_.reduces()) return loss / total;
   if (total > 0) scale_grads(ops_, params_, static_cast<float>(total / step_count));
   if (reduce_to_owners()) {  // zero = 2: each part's sum only where its optimiser update runs
     for (const ParamPart& part : adam_->parts())
@@ -286,7 +286,7 @@ double StageRunner::clip() {
 // from its owner to the other ranks.
 void StageRunner::update(double lr) {
   adam_->step(lr);
-  if (!comm_.distributed() || adam_->shard().ranks == 1) return;
+  if (!comm_.reduces() || adam_->shard().ranks == 1) return;
   for (const ParamPart& part : adam_->parts())
     comm_.broadcast(ops_, flat_range(params_[part.param].value, part.begin, part.end), part.owner);
 }
@@ -368,6 +368,7 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
   if (config.run.threads > 0) omp_set_num_threads(config.run.threads);
   std::unique_ptr<Ops> ops = make_ops(config.run.backend);  // first: no backend, no output directory
   Comm& comm = world();
+  const char* transport = comm.set_transport(config.run.comm, *ops, config.path);
   const bool lead = comm.rank() == 0;  // prints, logs, draws and writes what is not the optimiser's
   if (lead) {
     fs::create_directories(out);
@@ -384,9 +385,10 @@ void run_training(const TrainConfig& config, const TrainerOptions& opt) {
            latest->dir, s.stage_index + 1, s.stage);
     first = static_cast<size_t>(s.stage_index) + (s.stage_complete ? 1 : 0);
   }
-  if (lead && opt.progress && comm.distributed())
-    fmt::print(stderr, "distill: {} ranks, {} thread{} each, optimiser {}\n", comm.size(), omp_get_max_threads(),
-               omp_get_max_threads() == 1 ? "" : "s", config.run.zero >= 1 ? "sharded (zero = 1)" : "on every rank");
+  if (lead && opt.progress && comm.reduces())
+    fmt::print(stderr, "distill: {} rank{}, {} thread{} each, optimiser {}, tensors through {}\n", comm.size(),
+               comm.size() == 1 ? "" : "s", omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s",
+               config.run.zero >= 1 ? fmt::format("sharded (zero = {})", config.run.zero) : "on every rank", transport);
   std::optional<MetricsLog> log;
   if (lead) log.emplace((fs::path(out) / "metrics.jsonl").string(), latest ? latest->state.metrics_bytes : 0);
   for (size_t i = first; i < config.stages.size(); ++i) {

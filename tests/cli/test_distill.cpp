@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 
 #include "backend/ops.h"
 #include "cli_util.h"
+#include "dist/comm.h"
 #include "formats/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -148,6 +150,49 @@ TEST_F(Distill, CudaBackendTrainsLikeTheCpuBackend) {
       EXPECT_NEAR(g, w, 2e-5 * std::max(1.0, std::fabs(w))) << backend << ", record " << i;
     }
   }
+}
+
+// [run] comm = "nccl" sends the gradients through NCCL even on one rank: on one GPU the losses are
+// the plain CUDA run's. Two GPUs: scripts/check_cuda.sh.
+std::string with_run_key(const std::string& config, const std::string& line) {
+  std::ifstream in(config);
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  text.replace(text.find("[run]\n"), 6, "[run]\n" + line + "\n");
+  return text;
+}
+
+TEST_F(Distill, CudaNcclOnOneRankLogsThePlainCudaLosses) {
+  std::string why;
+  if (!arwkv::cuda_available(&why)) GTEST_SKIP() << "no usable GPU for the cuda backend: " << why;
+  if (!arwkv::nccl_built()) GTEST_SKIP() << "built without NCCL";
+  std::ofstream("nccl.toml") << with_run_key(config(), "comm = \"nccl\"");
+  fs::remove_all("runs/cuda-plain");
+  fs::remove_all("runs/cuda-nccl");
+  const CliRun plain = run_arwkv("distill " + config() + " --backend cuda --out runs/cuda-plain");
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  const CliRun nccl = run_arwkv("distill nccl.toml --backend cuda --out runs/cuda-nccl");
+  ASSERT_EQ(nccl.status, 0) << nccl.output;
+  EXPECT_NE(nccl.output.find("tensors through nccl"), std::string::npos) << nccl.output;
+  const std::vector<json> want = read_metrics("runs/cuda-plain/metrics.jsonl"),
+                          got = read_metrics("runs/cuda-nccl/metrics.jsonl");
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!want[i].contains("loss")) continue;
+    const double w = want[i].at("loss").get<double>(), g = got[i].at("loss").get<double>();
+    EXPECT_NEAR(g, w, 1e-6 * std::max(1.0, std::fabs(w))) << "record " << i;
+  }
+}
+
+// Without a GPU backend (or a build with NCCL) comm = "nccl" is refused by the config's name
+// before anything is written.
+TEST_F(Distill, NcclWithoutAGpuIsRefusedBeforeAnythingIsWritten) {
+  std::ofstream("nccl-cpu.toml") << with_run_key(config(), "comm = \"nccl\"");
+  fs::remove_all("runs/nccl-cpu");
+  const CliRun r = run_arwkv("distill nccl-cpu.toml --out runs/nccl-cpu");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("nccl-cpu.toml: [run] comm = \"nccl\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(arwkv::nccl_built() ? "backend is cpu" : "no NCCL"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists("runs/nccl-cpu"));
 }
 
 TEST_F(Distill, KilledRunResumesWithTheSameLosses) {

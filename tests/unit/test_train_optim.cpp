@@ -340,6 +340,9 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
   e = error_of("seed = 7", "seed = 7\nzero = 3");
   EXPECT_NE(e.find("'zero'"), std::string::npos) << e;
   EXPECT_NE(e.find("expected 0"), std::string::npos) << e;
+  e = error_of("seed = 7", "seed = 7\ncomm = \"gloo\"");
+  EXPECT_NE(e.find("'comm'"), std::string::npos) << e;
+  EXPECT_NE(e.find("\"gloo\": expected \"auto\", \"mpi\" or \"nccl\""), std::string::npos) << e;
   e = error_of("seed = 7", "seed = 7\nsede = 8");
   EXPECT_NE(e.find("[run]"), std::string::npos) << e;
   EXPECT_NE(e.find("'sede'"), std::string::npos) << e;
