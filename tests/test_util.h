@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,6 +42,17 @@ inline std::string arwkv_bin() { return env_or("ARWKV_BIN", ARWKV_BIN_PATH); }
     if (!std::filesystem::exists(path))                                                      \
       GTEST_SKIP() << "missing " << (path) << " (run scripts/fetch_models.sh to fetch it)";   \
   } while (0)
+
+// The whole file as little-endian float32 values (the oracles' raw dumps).
+inline std::vector<float> read_f32_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  EXPECT_TRUE(in) << "cannot read " << path;
+  if (!in) return {};
+  std::vector<float> v(static_cast<size_t>(in.tellg()) / sizeof(float));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+  return v;
+}
 
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);

@@ -80,7 +80,7 @@ class Ops {
   // y[T, C] = table[ids[t], :]; ids is I32 [T]; an id outside the table throws. The table may be
   // compact like a matmul weight (its rows are dequantised).
   virtual void embedding(Tensor y, Tensor table, Tensor ids) = 0;
-  // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32.
+  // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32 (y may alias x).
   virtual void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) = 0;
   // In place on x [T, n_heads·head_dim]; HF rotate_half convention: pairs (i, i + head_dim/2)
   // rotate by angle pos[t]·theta^(-2i/head_dim). pos is I32 [T].

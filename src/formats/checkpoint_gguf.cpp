@@ -28,7 +28,8 @@ const std::map<std::string, std::string>& block_names() {
       {"attn_k", "self_attn.k_proj"},            {"attn_v", "self_attn.v_proj"},
       {"attn_output", "self_attn.o_proj"},       {"ffn_norm", "post_attention_layernorm"},
       {"ffn_gate", "mlp.gate_proj"},             {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"}};
+      {"ffn_down", "mlp.down_proj"},            {"attn_q_norm", "self_attn.q_norm"},
+      {"attn_k_norm", "self_attn.k_norm"}};
   return m;
 }
 
@@ -142,7 +143,7 @@ class GgufCheckpoint final : public Checkpoint {
   }
   // Heads to un-permute a llama q/k weight or bias with; 0 when the tensor is stored in HF order.
   int64_t permute_heads(const std::string& name) const {
-    if (config_.arch != Arch::Llama) return 0;
+    if (!family(config_.arch).gguf_rope_permuted) return 0;
     if (name.find(".self_attn.q_proj.") != std::string::npos) return config_.n_heads;
     if (name.find(".self_attn.k_proj.") != std::string::npos) return config_.n_kv_heads;
     return 0;

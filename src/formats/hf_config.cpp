@@ -67,9 +67,9 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   const auto mt = j.find("model_type");
   if (mt == j.end() || !mt->is_string()) fail("{}: missing 'model_type'", src);
   c.arch_name = mt->get<std::string>();
-  if (c.arch_name == "llama") c.arch = Arch::Llama;
-  else if (c.arch_name == "qwen2") c.arch = Arch::Qwen2;
-  else fail("{}: unsupported architecture {}", src, c.arch_name);
+  const Family* fam = find_family(c.arch_name);
+  if (!fam) fail("{}: unsupported architecture {} (known: {})", src, c.arch_name, family_names());
+  c.arch = fam->arch;
   if (j.contains("_name_or_path") && j["_name_or_path"].is_string()) c.name = j["_name_or_path"].get<std::string>();
   c.vocab_size = get_int(j, "vocab_size", src);
   c.hidden_size = get_int(j, "hidden_size", src);
@@ -78,7 +78,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   c.n_heads = get_int(j, "num_attention_heads", src);
   c.n_kv_heads = get_int_or(j, "num_key_value_heads", c.n_heads, src);
   c.head_dim = get_int_or(j, "head_dim", c.n_heads > 0 ? c.hidden_size / c.n_heads : 0, src);
-  c.max_position = get_int_or(j, "max_position_embeddings", c.arch == Arch::Qwen2 ? 32768 : 2048, src);
+  c.max_position = get_int_or(j, "max_position_embeddings", fam->default_max_position, src);
   c.rms_eps = static_cast<float>(get_number_or(j, "rms_norm_eps", 1e-6, src));
   double theta = 10000.0;
   if (j.contains("rope_theta") && !j["rope_theta"].is_null()) theta = get_number_or(j, "rope_theta", theta, src);
@@ -87,7 +87,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   c.rope_theta = static_cast<float>(theta);
   check_rope_scaling(j, "rope_scaling", src);
   check_rope_scaling(j, "rope_parameters", src);
-  c.attention_bias = c.arch == Arch::Qwen2 || (j.contains("attention_bias") && j["attention_bias"] == true);
+  c.attention_bias = fam->qkv_bias || (j.contains("attention_bias") && j["attention_bias"] == true);
   if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("{}: mlp_bias is not supported", src);
   const auto tie = j.find("tie_word_embeddings");
   if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) fail("{}: tie_word_embeddings is not a boolean", src);
@@ -120,9 +120,9 @@ ModelConfig load_hf_config(const std::string& path) {
 ModelConfig config_from_gguf(const GgufFile& f) {
   ModelConfig c;
   c.arch_name = f.get_string("general.architecture");
-  if (c.arch_name == "llama") c.arch = Arch::Llama;
-  else if (c.arch_name == "qwen2") c.arch = Arch::Qwen2;
-  else fail("{}: unsupported architecture {}", f.path(), c.arch_name);
+  const Family* fam = find_family(c.arch_name);
+  if (!fam) fail("{}: unsupported architecture {} (known: {})", f.path(), c.arch_name, family_names());
+  c.arch = fam->arch;
   const std::string a = c.arch_name + ".";
   c.name = f.get_string_or("general.name", "");
   c.n_layers = f.get_int(a + "block_count");
@@ -139,8 +139,8 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   const double factor = f.get_float_or(a + "rope.scaling.factor", 0.0);
   if (scaling != "none" && factor != 0.0 && factor != 1.0)
     fail("{}: rope scaling '{}' (factor {}) is not supported", f.path(), scaling, factor);
-  // GGUF has no key for it: Qwen2 always has q/k/v biases; a llama file has them if it stores them.
-  c.attention_bias = c.arch == Arch::Qwen2 || f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  // GGUF has no key for it: Qwen2 always has q/k/v biases; other files have them if they store them.
+  c.attention_bias = fam->qkv_bias || f.find_tensor("blk.0.attn_q.bias") != nullptr;
   const GgufTensorInfo& emb = f.tensor("token_embd.weight");
   if (emb.ne.size() != 2) fail("{}: token_embd.weight has {} dims, expected 2", f.path(), emb.ne.size());
   c.vocab_size = emb.ne[1];
@@ -163,10 +163,14 @@ std::vector<std::pair<std::string, Shape>> teacher_tensor_list(const ModelConfig
     out.emplace_back(p + "self_attn.q_proj.weight", Shape{q, C});
     out.emplace_back(p + "self_attn.k_proj.weight", Shape{kv, C});
     out.emplace_back(p + "self_attn.v_proj.weight", Shape{kv, C});
-    if (c.attention_bias) {
+    if (has_qkv_bias(c)) {
       out.emplace_back(p + "self_attn.q_proj.bias", Shape{q});
       out.emplace_back(p + "self_attn.k_proj.bias", Shape{kv});
       out.emplace_back(p + "self_attn.v_proj.bias", Shape{kv});
+    }
+    if (family(c.arch).qk_norm) {
+      out.emplace_back(p + "self_attn.q_norm.weight", Shape{d});
+      out.emplace_back(p + "self_attn.k_norm.weight", Shape{d});
     }
     out.emplace_back(p + "self_attn.o_proj.weight", Shape{C, q});
     out.emplace_back(p + "post_attention_layernorm.weight", Shape{C});

@@ -217,15 +217,17 @@ ModelConfig known_shape(const std::string& name) {
       {"qwen2.5-1.5b", Arch::Qwen2, 1536, 8960, 28, 12, 2, 128, 151936, true},
       {"qwen2.5-7b", Arch::Qwen2, 3584, 18944, 28, 28, 4, 128, 152064, false},
       {"qwen2.5-32b", Arch::Qwen2, 5120, 27648, 64, 40, 8, 128, 152064, false},
+      {"qwen3-0.6b", Arch::Qwen3, 1024, 3072, 28, 16, 8, 128, 151936, true},
+      {"qwen3-8b", Arch::Qwen3, 4096, 12288, 36, 32, 8, 128, 151936, false},
   };
   for (const Shape_& s : shapes)
     if (name == s.name) {
       ModelConfig c;
       c.arch = s.arch;
-      c.arch_name = s.arch == Arch::Qwen2 ? "qwen2" : "llama";
+      c.arch_name = family(s.arch).name;
       c.name = s.name;
       c.hidden_size = s.C, c.intermediate_size = s.F, c.n_layers = s.L, c.n_heads = s.H, c.n_kv_heads = s.Hkv;
-      c.head_dim = s.d, c.vocab_size = s.V, c.tie_embeddings = s.tied, c.attention_bias = s.arch == Arch::Qwen2;
+      c.head_dim = s.d, c.vocab_size = s.V, c.tie_embeddings = s.tied, c.attention_bias = family(s.arch).qkv_bias;
       c.max_position = 32768;
       return c;
     }
@@ -233,7 +235,7 @@ ModelConfig known_shape(const std::string& name) {
 }
 
 std::vector<std::string> known_shape_names() {
-  return {"smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "qwen2.5-32b"};
+  return {"smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b", "qwen2.5-7b", "qwen2.5-32b", "qwen3-0.6b", "qwen3-8b"};
 }
 
 }  // namespace arwkv

@@ -48,6 +48,8 @@ const FieldInfo kFields[] = {
     {"self_attn.q_proj.bias", &Student::Layer::bq, "attention", false},
     {"self_attn.k_proj.bias", &Student::Layer::bk, "attention", false},
     {"self_attn.v_proj.bias", &Student::Layer::bv, "attention", false},
+    {"self_attn.q_norm.weight", &Student::Layer::q_norm, "attention", false},
+    {"self_attn.k_norm.weight", &Student::Layer::k_norm, "attention", false},
     {"self_attn.time_mixer.receptance.weight", &Student::Layer::receptance, "time_mix", true},
     {"self_attn.time_mixer.key.weight", &Student::Layer::key, "time_mix", true},
     {"self_attn.time_mixer.value.weight", &Student::Layer::value, "time_mix", true},

@@ -78,6 +78,30 @@ TEST(HfConfig, Qwen2HasAttentionBias) {
   EXPECT_EQ(list[5].first, "model.layers.0.self_attn.q_proj.bias");
 }
 
+// Qwen3-0.6B's published config.json: per-head q/k norms, explicit head_dim 128 (16 heads: an
+// attention 2048 wide over a hidden size of 1024), no biases, max_position from the file.
+TEST(HfConfig, Qwen3HasHeadNormsAndItsOwnHeadDim) {
+  const nlohmann::json j = nlohmann::json::parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 151936, "hidden_size": 1024,
+    "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+    "head_dim": 128, "attention_bias": false, "max_position_embeddings": 40960, "rope_theta": 1000000,
+    "rms_norm_eps": 1e-06, "tie_word_embeddings": true, "bos_token_id": 151643, "eos_token_id": 151645,
+    "sliding_window": null, "use_sliding_window": false, "max_window_layers": 28})");
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Qwen3);
+  EXPECT_FALSE(has_qkv_bias(c));
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position, 40960);
+  const auto list = teacher_tensor_list(c);
+  EXPECT_EQ(list.size(), 1 + 28 * 11 + 1u);  // tied: no lm_head
+  EXPECT_EQ(list[2].first, "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(list[2].second, (Shape{2048, 1024}));
+  EXPECT_EQ(list[5].first, "model.layers.0.self_attn.q_norm.weight");
+  EXPECT_EQ(list[5].second, (Shape{128}));
+  EXPECT_EQ(list[7].first, "model.layers.0.self_attn.o_proj.weight");
+  EXPECT_EQ(list[7].second, (Shape{1024, 2048}));
+}
+
 TEST(HfConfig, Errors) {
   const auto error_of = [](const nlohmann::json& j) -> std::string {
     try {
@@ -89,7 +113,7 @@ TEST(HfConfig, Errors) {
   };
   nlohmann::json j = smollm2_like();
   j["model_type"] = "gemma3";
-  EXPECT_NE(error_of(j).find("unsupported architecture gemma3"), std::string::npos);
+  EXPECT_NE(error_of(j).find("unsupported architecture gemma3 (known: llama, qwen2, qwen3)"), std::string::npos);
   j = smollm2_like();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(error_of(j).find("yarn"), std::string::npos);

@@ -1,5 +1,6 @@
 // The teacher against transformers (tools/oracle/make_teacher_fixtures.py): logits of two tiny
-// random models (Qwen2 with biases and an untied head in F32; Llama with tied embeddings in BF16),
+// random models (Qwen2 with biases and an untied head in F32; Llama with tied embeddings in BF16;
+// Qwen3 with per-head q/k norms and an attention wider than the hidden size, in F32),
 // loaded from safetensors, GGUF F32 and GGUF Q8_0, and the per-layer attention capture.
 // Q8_0 is compared with the oracle run on the dequantized Q8_0 weights, so it is held to the same
 // 1e-4; against the unquantized oracle it is only checked to be close (Q8_0 moves logits ~3%).
@@ -21,14 +22,7 @@ using test::max_rel_error;
 constexpr double kTol = 1e-4;         // fp32 against PyTorch fp32
 constexpr double kQuantLoose = 0.1;   // Q8_0 weights against the unquantized oracle
 
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(in) << "cannot read " << path;
-  std::vector<float> v(static_cast<size_t>(in.tellg()) / sizeof(float));
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-  return v;
-}
+std::vector<float> read_f32(const std::string& path) { return test::read_f32_file(path); }
 
 struct Case {
   std::string model;  // directory under tests/data/teacher
@@ -86,7 +80,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TeacherOracleTest,
                          ::testing::Values(Case{"qwen2_tiny", ""}, Case{"qwen2_tiny", "model-f32.gguf"},
                                            Case{"qwen2_tiny", "model-q8_0.gguf"}, Case{"llama_tiny", ""},
                                            Case{"llama_tiny", "model-f32.gguf"},
-                                           Case{"llama_tiny", "model-q8_0.gguf"}),
+                                           Case{"llama_tiny", "model-q8_0.gguf"}, Case{"qwen3_tiny", ""},
+                                           Case{"qwen3_tiny", "model-f32.gguf"},
+                                           Case{"qwen3_tiny", "model-q8_0.gguf"}),
                          [](const auto& info) {
                            std::string f = info.param.file.empty() ? "safetensors" : info.param.file;
                            std::string n = info.param.model + "_" + f.substr(0, f.find(".gguf"));

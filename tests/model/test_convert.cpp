@@ -17,6 +17,7 @@
 #include "formats/checkpoint.h"
 #include "formats/hf_config.h"
 #include "formats/safetensors.h"
+#include "model/student/student.h"
 #include "model/student/student_checkpoint.h"
 #include "model/teacher/teacher_tensors.h"
 #include "test_util.h"
@@ -263,6 +264,45 @@ TEST_F(ConvertTest, KeptAttentionLayersKeepTheTeachersWeights) {
   EXPECT_FALSE(student->has(time_mixer_name(1, "v0")));  // layer 1 is the first time-mix layer
   EXPECT_FALSE(student->has(time_mixer_name(1, "g1")));
   EXPECT_TRUE(student->has(time_mixer_name(1, "ln_x.weight")));
+}
+
+// A Qwen3 teacher (per-head q/k norms, attention width 128 over a hidden size of 64): transfer is
+// refused (the widths differ), the fresh init converts; a student keeping layer 0's attention,
+// its last layer's time mixing silenced (output.weight zero), gives the logits transformers gives
+// with that layer's o_proj zeroed, from the safetensors and the GGUF teacher alike.
+TEST_F(ConvertTest, Qwen3HybridStudentKeepsTheTeachersAttention) {
+  ConvertOptions o;
+  o.teacher = teacher_dir("qwen3_tiny");
+  o.out = dir("qwen3_transfer");
+  expect_refusal(o, "transfer init needs n_heads·head_dim == hidden size");
+  const std::vector<float> want =
+      test::read_f32_file(teacher_dir("qwen3_tiny/logits_last_attn_off_0.f32"));
+  const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 299, 0, 45, 45, 180, 7, 211};  // the oracle's sequence 0
+  for (const char* teacher : {"qwen3_tiny", "qwen3_tiny/model-f32.gguf"}) {
+    SCOPED_TRACE(teacher);
+    o.teacher = teacher_dir(teacher);
+    o.out = dir(fmt::format("qwen3_{}", std::string(teacher).size()));
+    o.init = InitKind::Arwkv;
+    o.keep_attention = {0};
+    const ConvertReport report = convert_teacher(o);
+    expect_reloads(o.out, Checkpoint::open(o.teacher)->config(), report);
+    const auto converted = StudentCheckpoint::open(o.out);
+    EXPECT_EQ(converted->config().base.arch, Arch::Qwen3);
+    EXPECT_TRUE(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")));
+    EXPECT_FALSE(converted->has(layer_tensor_name(1, "self_attn.k_norm.weight")));
+    const std::string silenced = o.out + "-silenced";
+    write_student_checkpoint(silenced, converted->config(), [&](const TensorSpec& s) {
+      HostTensor t = converted->load(s.name);
+      if (s.name == time_mixer_name(1, "output.weight")) std::fill(t.values.begin(), t.values.end(), 0.0f);
+      return t;
+    });
+    const auto ckpt = StudentCheckpoint::open(silenced);
+    const std::unique_ptr<Ops> ops = make_cpu_ops();
+    const Student student(*ckpt, *ops);
+    const HostTensor got = student.forward(ids);
+    ASSERT_EQ(got.values.size(), want.size());
+    EXPECT_LT(test::max_rel_error(got.values, want), 1e-4);
+  }
 }
 
 TEST_F(ConvertTest, GgufTeacherGetsATokenizerJson) {

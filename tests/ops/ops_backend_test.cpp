@@ -109,6 +109,11 @@ TEST_P(OpsTest, Rmsnorm) {
                        {{C}, random_vector(C, 5)}},
                       [](Ops& o, std::vector<Tensor>& v) { o.rmsnorm(v[0], v[1], v[2], 1e-5f); });
     EXPECT_LT(max_rel_error(f, r), kTol) << "C=" << C;
+    // In place (y = x), as the per-head q/k norms run: the same values as the reference's y.
+    auto [ri, fi] = run({{{7, C}, random_vector(7 * C, 4, -3, 3)}, {{C}, random_vector(C, 5)}},
+                        [](Ops& o, std::vector<Tensor>& v) { o.rmsnorm(v[0], v[0], v[1], 1e-5f); });
+    EXPECT_LT(max_rel_error(fi, r), kTol) << "in place, C=" << C;
+    EXPECT_LT(max_rel_error(ri, r), kTol) << "in place on the reference, C=" << C;
   }
 }
 

@@ -11,12 +11,18 @@ tests/data/teacher/<name>/:
       logits_q8_0_<s>.f32     the same for the Q8_0 weights, dequantized (so Q8_0 loading is checked exactly)
       attn_in_<l>.f32         layer l's attention input (after input RMSNorm) on sequence 0, [T, C]
       attn_out_<l>.f32        layer l's attention output (after o_proj, before the residual), [T, C]
+      logits_last_attn_off_0.f32  (models with their own seed) logits of sequence 0 with the last
+                              layer's o_proj zeroed: a student that keeps the other layers' attention
+                              and whose last layer's time mixing outputs zero must give these
 
   qwen2_tiny: attention biases, GQA 4 q / 2 kv heads of 16, untied head, rope_theta 1e6, F32 safetensors.
   llama_tiny: tied embeddings, GQA 4 q / 1 kv heads of 32, rms_eps 1e-5, BF16 safetensors (the oracle
               runs in fp32 on the bf16-rounded weights).
+  qwen3_tiny: per-head RMSNorm of q and k, no biases, explicit head_dim 32 with 4 q / 2 kv heads (so
+              the attention width 128 is not the hidden size 64), tied embeddings, F32 safetensors;
+              its own seed, so it can be made alone (--only qwen3_tiny) without changing the others.
 
-Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher]
+Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher] [--only NAME]
 """
 import argparse
 import copy
@@ -26,7 +32,8 @@ import os
 import gguf
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 SEED = 20260126
 VOCAB = 300
@@ -43,8 +50,13 @@ def make_models():
                        tie_word_embeddings=False, bos_token_id=None, eos_token_id=2, **common)
     llama = LlamaConfig(num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=1e5,
                         rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, **common)
-    return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32),
-            ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16)]
+    qwen3 = Qwen3Config(num_attention_heads=4, num_key_value_heads=2, head_dim=32, rope_theta=1e6,
+                        rms_norm_eps=1e-6, tie_word_embeddings=True, attention_bias=False, bos_token_id=None,
+                        eos_token_id=2, **common)
+    # (name, class, config, saved dtype, seed: None continues the stream of the models before it)
+    return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32, None),
+            ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16, None),
+            ("qwen3_tiny", Qwen3ForCausalLM, qwen3, torch.float32, SEED + 3)]
 
 
 def randomize(model):
@@ -97,6 +109,7 @@ LAYER_NAMES = {
     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
     "self_attn.o_proj.weight": "attn_output.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
 }
@@ -149,7 +162,7 @@ def write_gguf(path, arch, cfg, state, qtype):
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     tokens, types = tokenizer_vocab()
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2" if arch == "qwen2" else "smollm")
+    w.add_tokenizer_pre("qwen2" if arch.startswith("qwen") else "smollm")
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_eos_token_id(256)
@@ -184,9 +197,16 @@ def q8_roundtrip(state):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../tests/data/teacher"))
+    ap.add_argument("--only", help="make this fixture alone (one with its own seed)")
     args = ap.parse_args()
     torch.manual_seed(SEED)
-    for name, cls, cfg, save_dtype in make_models():
+    for name, cls, cfg, save_dtype, seed in make_models():
+        if args.only and name != args.only:
+            continue
+        if args.only and seed is None:
+            raise SystemExit(f"{name} continues the random stream of the models before it: make them all")
+        if seed is not None:
+            torch.manual_seed(seed)
         out = os.path.join(args.out, name)
         os.makedirs(out, exist_ok=True)
         model = cls(cfg).float().eval()
@@ -201,7 +221,7 @@ def main():
         state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
-        arch = "qwen2" if name.startswith("qwen2") else "llama"
+        arch = name.split("_")[0]
         write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)
         write_gguf(os.path.join(out, "model-q8_0.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.Q8_0)
 
@@ -212,6 +232,11 @@ def main():
             write_f32(os.path.join(out, f"logits_{s}.f32"), logits)
             for key, t in dumps.items():
                 write_f32(os.path.join(out, f"{key}.f32"), t)
+        if seed is not None:
+            off = copy.deepcopy(model)
+            with torch.no_grad():
+                off.model.layers[-1].self_attn.o_proj.weight.zero_()
+            write_f32(os.path.join(out, "logits_last_attn_off_0.f32"), run_oracle(off, SEQUENCES[0])[0])
         q8 = q8_roundtrip(state)
         with torch.no_grad():
             sd = model.state_dict()

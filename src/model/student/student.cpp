@@ -2,6 +2,7 @@
 // blocks, the whole-sequence pass (packed documents, a carried state, capture) and extend().
 #include "model/student/student.h"
 
+#include "model/head_norm.h"
 #include "model/student/student_parts.h"
 
 namespace arwkv {
@@ -79,7 +80,8 @@ void Student::time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int
   ops.matmul(rows_of(ws.o, T), y, w.output);
 }
 
-// ws.o = o_proj(attention(rope(q), rope(k), v)) over ws.xn: the teacher's attention, kept. Keys and
+// ws.o = o_proj(attention(rope(q), rope(k), v)) over ws.xn: the teacher's attention, kept (with its
+// per-head q/k norms where the family has them). Keys and
 // values of the T new tokens go to rows n .. n+T of the layer's cache.
 void Student::attention_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T) const {
   Ops& ops = *ops_;
@@ -93,6 +95,8 @@ void Student::attention_block(const Layer& w, Workspace& ws, StudentState& s, in
   ops.matmul(q, xn, w.wq, bias_or_null(w.bq));
   ops.matmul(k_new, xn, w.wk, bias_or_null(w.bk));
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
+  head_rmsnorm(ops, q, w.q_norm, H, d, c.rms_eps);
+  head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, c.rms_eps);
   ops.rope(q, pos, H, d, c.rope_theta);
   ops.rope(k_new, pos, Hkv, d, c.rope_theta);
   AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = s.n};

@@ -120,7 +120,7 @@ json student_config_to_json(const StudentConfig& c) {
   json j;
   j["architectures"] = json::array({"RwkvHybridForCausalLM"});
   j["model_type"] = "rwkv_hybrid";
-  j["teacher_model_type"] = b.arch == Arch::Qwen2 ? "qwen2" : "llama";
+  j["teacher_model_type"] = family(b.arch).name;
   if (!b.name.empty()) j["_name_or_path"] = b.name;
   j["vocab_size"] = b.vocab_size;
   j["hidden_size"] = b.hidden_size;

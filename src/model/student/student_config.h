@@ -1,7 +1,7 @@
 // The student's hyper-parameters and its one tensor list (SPEC §3, §5).
 //
 // A student checkpoint is an HF-style directory: config.json with "model_type": "rwkv_hybrid", the
-// teacher's fields (and "teacher_model_type": "llama" | "qwen2"), head_size, wkv_version 7,
+// teacher's fields (and "teacher_model_type": the family's name, model/config.h), head_size, wkv_version 7,
 // wkv_has_gate, wkv_has_group_norm, wkv_layers and the LoRA ranks; weights in safetensors.
 //
 // Tensor naming (student_tensor_list):

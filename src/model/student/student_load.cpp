@@ -122,6 +122,7 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops, const StudentOptions& 
     L.w_down = w("mlp.down_proj.weight");
     L.wq = w("self_attn.q_proj.weight"), L.wk = w("self_attn.k_proj.weight"), L.wv = w("self_attn.v_proj.weight");
     L.bq = w("self_attn.q_proj.bias"), L.bk = w("self_attn.k_proj.bias"), L.bv = w("self_attn.v_proj.bias");
+    L.q_norm = w("self_attn.q_norm.weight"), L.k_norm = w("self_attn.k_norm.weight");
     L.wo = w("self_attn.o_proj.weight");
     L.mix = tm("x_r");
     L.receptance = tm("receptance.weight"), L.key = tm("key.weight");

@@ -16,7 +16,7 @@ struct Student::Layer {
   bool wkv = false;
   int64_t slot = 0;  // index among the time-mix layers (its state), or among the hybrid layers (its cache)
   Tensor attn_norm, mlp_norm, w_gate, w_up, w_down;
-  Tensor wq, wk, wv, bq, bk, bv, wo;
+  Tensor wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo;  // q/k norms: empty where the family has none
   Tensor mix;  // [P, C]: x_r, x_w, x_k, x_v, x_a (, x_g)
   Tensor receptance, key, value, output;
   Tensor w0, w1, w2, a0, a1, a2, v0, v1, v2, g1, g2;

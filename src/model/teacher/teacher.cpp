@@ -2,6 +2,7 @@
 // pass (packed documents, capture) and incremental decoding over the KV cache.
 #include "model/teacher/teacher.h"
 
+#include "model/head_norm.h"
 #include "model/teacher/teacher_parts.h"
 
 namespace arwkv {
@@ -19,8 +20,9 @@ Tensor layer_slab(const Tensor& cache, int64_t layer) {
 
 }  // namespace
 
-// x += o_proj(attention(rope(q), rope(k), v)) over xn = RMSNorm(x); keys and values of the T new
-// tokens are written to rows n_past .. n_past+T of the layer's cache slab.
+// x += o_proj(attention(rope(q), rope(k), v)) over xn = RMSNorm(x) (q and k normalised per head
+// before RoPE where the family does so); keys and values of the T new tokens are written to rows
+// n_past .. n_past+T of the layer's cache slab.
 void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all,
                               int64_t n_past, bool doc_mask) const {
   Ops& ops = *ops_;
@@ -34,6 +36,8 @@ void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k
   ops.matmul(q, xn, w.wq, bias_or_null(w.bq));
   ops.matmul(k_new, xn, w.wk, bias_or_null(w.bk));
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
+  head_rmsnorm(ops, q, w.q_norm, H, d, cfg_.rms_eps);
+  head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, cfg_.rms_eps);
   ops.rope(q, pos, H, d, cfg_.rope_theta);
   ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta);
   AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past};

@@ -42,7 +42,6 @@ void check_finite_stored(const Tensor& host, const std::string& file, const std:
 }
 
 void check_config(const ModelConfig& c, const std::string& path) {
-  if (c.arch != Arch::Llama && c.arch != Arch::Qwen2) fail("{}: not a Llama or Qwen2 model", path);
   if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.n_layers <= 0)
     fail("{}: config has non-positive sizes (vocab {}, hidden {}, ffn {}, layers {})", path, c.vocab_size,
          c.hidden_size, c.intermediate_size, c.n_layers);
@@ -116,6 +115,8 @@ Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg
         .bq = w("self_attn.q_proj.bias"),
         .bk = w("self_attn.k_proj.bias"),
         .bv = w("self_attn.v_proj.bias"),
+        .q_norm = w("self_attn.q_norm.weight"),
+        .k_norm = w("self_attn.k_norm.weight"),
         .wo = w("self_attn.o_proj.weight"),
         .mlp_norm = w("post_attention_layernorm.weight"),
         .w_gate = w("mlp.gate_proj.weight"),

@@ -6,9 +6,10 @@
 
 namespace arwkv {
 
-// Views into the teacher's weight buffer. Biases are empty tensors when the architecture has none.
+// Views into the teacher's weight buffer. Biases and q/k norms are empty tensors when the family
+// has none.
 struct Teacher::Layer {
-  Tensor attn_norm, wq, wk, wv, bq, bk, bv, wo;
+  Tensor attn_norm, wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo;
   Tensor mlp_norm, w_gate, w_up, w_down;
 };
 

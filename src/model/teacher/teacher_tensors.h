@@ -1,4 +1,5 @@
-// The one list of every tensor a Llama/Qwen2 decoder has, under its HF name and (PyTorch) shape.
+// Every tensor a decoder of one of the families (model/config.h) has, under its HF name and
+// (PyTorch) shape: formats/hf_config.h's teacher_tensor_list, with the head marked optional.
 // Loading walks it; later stages (conversion, export, training) walk the same list.
 #pragma once
 
@@ -16,13 +17,11 @@ struct TensorSpec {
   bool required = true;   // false: may be absent (lm_head.weight of a tied model)
 };
 
-// Embedding, per layer (norms, attention with Qwen2's q/k/v biases, SwiGLU MLP), final norm, head.
+// Embedding, per layer (norms, attention with its biases and q/k norms where the family has them,
+// SwiGLU MLP), final norm, head (lm_head.weight, not required: a tied model has none).
 std::vector<TensorSpec> teacher_tensors(const ModelConfig& cfg);
 
 // "model.layers.{layer}.{suffix}"
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
-
-// Qwen2 always has q/k/v biases; Llama when its config says attention_bias.
-inline bool has_qkv_bias(const ModelConfig& cfg) { return cfg.arch == Arch::Qwen2 || cfg.attention_bias; }
 
 }  // namespace arwkv
