@@ -46,8 +46,8 @@ class TimedOps final : public Ops {
   void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) override {
     timed("rmsnorm", 0, [&] { inner_.rmsnorm(y, x, w, eps); });
   }
-  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) override {
-    timed("rope", 0, [&] { inner_.rope(x, pos, n_heads, head_dim, theta); });
+  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta, Tensor freq_factors) override {
+    timed("rope", 0, [&] { inner_.rope(x, pos, n_heads, head_dim, theta, freq_factors); });
   }
   void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start,
                  const AttentionArgs& args) override {

@@ -46,12 +46,16 @@ void rmsnorm(Device dev, const Tensor& y, const Tensor& x, const Tensor& w) {
     fail("rmsnorm: y {}, x {}, w {}", y.shape.str(), x.shape.str(), w.shape.str());
 }
 
-void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim) {
+void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim, const Tensor& freq_factors) {
   on_device("rope", dev, x, DType::F32);
   on_device("rope", dev, pos, DType::I32);
   if (head_dim <= 0 || head_dim % 2 != 0) fail("rope: head_dim {} must be even and positive", head_dim);
   if (x.cols() != int64_t{n_heads} * head_dim || pos.numel() != x.rows())
     fail("rope: x {} with {} heads of {} and pos {}", x.shape.str(), n_heads, head_dim, pos.shape.str());
+  if (empty(freq_factors)) return;
+  on_device("rope", dev, freq_factors, DType::F32);
+  if (freq_factors.numel() != head_dim / 2)
+    fail("rope: {} frequency factors for heads of {}", freq_factors.numel(), head_dim);
 }
 
 void attention(Device dev, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,

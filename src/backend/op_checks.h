@@ -14,7 +14,7 @@ void weight(const char* op, Device dev, const Tensor& w);
 void matmul(Device dev, const Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias);
 void embedding(Device dev, const Tensor& y, const Tensor& table, const Tensor& ids);
 void rmsnorm(Device dev, const Tensor& y, const Tensor& x, const Tensor& w);
-void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim);
+void rope(Device dev, const Tensor& x, const Tensor& pos, int n_heads, int head_dim, const Tensor& freq_factors);
 void attention(Device dev, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
                const Tensor& key_start, const AttentionArgs& a);
 // wkv7_forward (reset non-null: [B, T, C] inputs) or wkv7_decode (reset null: [B, C] inputs).

@@ -83,8 +83,9 @@ class Ops {
   // y = x / sqrt(mean(x²) + eps) ⊙ w, per row; computed in fp32 (y may alias x).
   virtual void rmsnorm(Tensor y, Tensor x, Tensor w, float eps) = 0;
   // In place on x [T, n_heads·head_dim]; HF rotate_half convention: pairs (i, i + head_dim/2)
-  // rotate by angle pos[t]·theta^(-2i/head_dim). pos is I32 [T].
-  virtual void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) = 0;
+  // rotate by angle pos[t]·theta^(-2i/head_dim) / freq_factors[i]. pos is I32 [T]; freq_factors F32
+  // [head_dim/2] (Llama 3's scaled frequencies, as llama.cpp's rope_freqs) or empty: all 1.
+  virtual void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta, Tensor freq_factors = {}) = 0;
   // Causal GQA softmax attention. q [T, n_heads·d], k and v [S, n_kv_heads·d], out [T, n_heads·d].
   // Query t sits at key position q_offset + t and sees keys key_start[t] .. q_offset + t, so
   // document boundaries inside a packed sequence are a per-query first key (key_start is I32 [T];

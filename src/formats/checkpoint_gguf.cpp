@@ -80,6 +80,7 @@ class GgufCheckpoint final : public Checkpoint {
   explicit GgufCheckpoint(const std::string& path) : file_(GgufFile::open(path)), config_(config_from_gguf(*file_)) {
     std::map<std::string, const GgufTensorInfo*> by_hf;
     for (const GgufTensorInfo& t : file_->tensors()) {
+      if (t.name == "rope_freqs.weight") continue;  // part of the config (config_from_gguf)
       const std::string hf = hf_name_from_gguf(t.name);
       if (hf.empty()) fail("{}: unexpected tensor '{}'", path, t.name);
       by_hf[hf] = &t;

@@ -1,8 +1,11 @@
 // config.json and GGUF metadata -> ModelConfig, and the teacher's tensor list.
 #include "formats/hf_config.h"
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numbers>
 
 #include "core/error.h"
 #include "formats/gguf.h"
@@ -29,14 +32,49 @@ double get_number_or(const nlohmann::json& j, const char* key, double def, const
   return it->get<double>();
 }
 
-void check_rope_scaling(const nlohmann::json& j, const char* key, const std::string& src) {
+double get_positive(const nlohmann::json& j, const char* key, const std::string& src, const char* table) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_number() || !(it->get<double>() > 0.0))
+    fail("{}: '{}' needs a positive number '{}'", src, table, key);
+  return it->get<double>();
+}
+
+// The frequency factors of Llama 3's RoPE scaling (transformers' "llama3" rope type; llama.cpp's
+// converter writes the same numbers as rope_freqs): pairs whose wavelength is below
+// original_max / high_freq_factor keep their frequency, those above original_max /
+// low_freq_factor have it divided by factor, and those between are interpolated.
+std::vector<float> llama3_freq_factors(const nlohmann::json& s, double theta, int64_t head_dim, const std::string& src,
+                                       const char* table) {
+  const double factor = get_positive(s, "factor", src, table), low = get_positive(s, "low_freq_factor", src, table),
+               high = get_positive(s, "high_freq_factor", src, table),
+               old_context = get_positive(s, "original_max_position_embeddings", src, table);
+  if (!(high > low)) fail("{}: '{}' needs high_freq_factor {} above low_freq_factor {}", src, table, high, low);
+  const double low_wavelen = old_context / low, high_wavelen = old_context / high;
+  std::vector<float> out(static_cast<size_t>(head_dim / 2));
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    const double wavelen = 2.0 * std::numbers::pi / std::pow(theta, -2.0 * static_cast<double>(i) / head_dim);
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (old_context / wavelen - low) / (high - low);
+      f = 1.0 / ((1.0 - smooth) / factor + smooth);
+    }
+    out[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return out;
+}
+
+// rope_scaling (or transformers 5's rope_parameters): the default, or llama3's factors into c.
+void read_rope_scaling(const nlohmann::json& j, const char* key, ModelConfig& c, const std::string& src) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
   if (!it->is_object()) fail("{}: '{}' is not an object", src, key);
   std::string type = "default";
   for (const char* k : {"rope_type", "type"})
     if (it->contains(k) && (*it)[k].is_string()) type = (*it)[k].get<std::string>();
-  if (type != "default") fail("{}: rope scaling '{}' is not supported", src, type);
+  if (type == "llama3") c.rope_freq_factors = llama3_freq_factors(*it, c.rope_theta, c.head_dim, src, key);
+  else if (type != "default") fail("{}: rope scaling '{}' is not supported (default and llama3 are)", src, type);
 }
 
 void check_sizes(const ModelConfig& c, const std::string& src) {
@@ -54,6 +92,8 @@ void check_sizes(const ModelConfig& c, const std::string& src) {
          "{} layers, widths of {}, {} heads and a vocabulary of {}",
          src, c.hidden_size, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.intermediate_size, c.vocab_size,
          kMaxLayers, kMaxWidth, kMaxHeads, kMaxVocab);
+  if (!c.rope_freq_factors.empty() && static_cast<int64_t>(c.rope_freq_factors.size()) * 2 != c.head_dim)
+    fail("{}: {} RoPE frequency factors for heads of {}", src, c.rope_freq_factors.size(), c.head_dim);
   if (c.n_heads % c.n_kv_heads != 0)
     fail("{}: {} attention heads are not a multiple of {} key/value heads", src, c.n_heads, c.n_kv_heads);
   if (c.head_dim % 2 != 0) fail("{}: head_dim {} is odd", src, c.head_dim);
@@ -85,8 +125,17 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   else if (j.contains("rope_parameters") && j["rope_parameters"].is_object())
     theta = get_number_or(j["rope_parameters"], "rope_theta", theta, src);
   c.rope_theta = static_cast<float>(theta);
-  check_rope_scaling(j, "rope_scaling", src);
-  check_rope_scaling(j, "rope_parameters", src);
+  read_rope_scaling(j, "rope_scaling", c, src);
+  read_rope_scaling(j, "rope_parameters", c, src);
+  // A student's config carries the factors themselves (its teacher may have been a GGUF file).
+  if (const auto ff = j.find("rope_freq_factors"); ff != j.end() && !ff->is_null()) {
+    if (!ff->is_array()) fail("{}: 'rope_freq_factors' is not a list", src);
+    c.rope_freq_factors.clear();
+    for (const auto& v : *ff) {
+      if (!v.is_number() || !(v.get<double>() > 0.0)) fail("{}: 'rope_freq_factors' holds {}", src, v.dump());
+      c.rope_freq_factors.push_back(v.get<float>());
+    }
+  }
   c.attention_bias = fam->qkv_bias || (j.contains("attention_bias") && j["attention_bias"] == true);
   if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("{}: mlp_bias is not supported", src);
   const auto tie = j.find("tie_word_embeddings");
@@ -139,6 +188,15 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   const double factor = f.get_float_or(a + "rope.scaling.factor", 0.0);
   if (scaling != "none" && factor != 0.0 && factor != 1.0)
     fail("{}: rope scaling '{}' (factor {}) is not supported", f.path(), scaling, factor);
+  // Llama 3's scaled frequencies: llama.cpp's converter stores the factors as a tensor.
+  if (const GgufTensorInfo* ff = f.find_tensor("rope_freqs.weight")) {
+    if (ff->type != GgmlType::F32 || ff->ne.size() != 1 || ff->ne[0] != c.head_dim / 2)
+      fail("{}: rope_freqs.weight should be F32 [{}]", f.path(), c.head_dim / 2);
+    c.rope_freq_factors.resize(static_cast<size_t>(ff->ne[0]));
+    std::memcpy(c.rope_freq_factors.data(), f.tensor_data(*ff), c.rope_freq_factors.size() * sizeof(float));
+    for (float v : c.rope_freq_factors)
+      if (!(v > 0.0f) || !std::isfinite(v)) fail("{}: rope_freqs.weight holds {}", f.path(), v);
+  }
   // GGUF has no key for it: Qwen2 always has q/k/v biases; other files have them if they store them.
   c.attention_bias = fam->qkv_bias || f.find_tensor("blk.0.attn_q.bias") != nullptr;
   const GgufTensorInfo& emb = f.tensor("token_embd.weight");

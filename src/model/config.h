@@ -55,6 +55,9 @@ struct ModelConfig {
   int64_t max_position = 0;
   float rms_eps = 1e-6f;
   float rope_theta = 10000.0f;
+  // Per rotated pair i of a head: its frequency theta^(-2i/head_dim) is divided by this (Llama 3's
+  // scaled frequencies, llama.cpp's rope_freqs); empty: none. [head_dim / 2]
+  std::vector<float> rope_freq_factors;
   bool attention_bias = false;  // q/k/v biases (always for Qwen2)
   bool tie_embeddings = false;
   int32_t bos_token_id = -1;

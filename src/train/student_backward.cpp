@@ -70,7 +70,8 @@ void StudentBackprop::tm_forward(const Layer& w, Acts& a, Tensor xn, Tensor out)
   ops.matmul(out, a.y, w.output);
 }
 
-// out = o_proj(attention(rope(q), rope(k), v)) per row, within documents: the kept teacher attention.
+// out = o_proj(attention(rope(q), rope(k), v)) per row, within documents: the kept teacher attention
+// (q and k normalised per head where the family does so).
 void StudentBackprop::attention_forward(const Layer& w, Tensor xn, Tensor out) {
   Ops& ops = *ops_;
   Scratch& s = *s_;
@@ -79,8 +80,10 @@ void StudentBackprop::attention_forward(const Layer& w, Tensor xn, Tensor out) {
   ops.matmul(s.q, xn, w.wq, bias_or_null(w.bq));
   ops.matmul(s.kq, xn, w.wk, bias_or_null(w.bk));
   ops.matmul(s.vq, xn, w.wv, bias_or_null(w.bv));
-  ops.rope(s.q, s.pos, H, d, c.rope_theta);
-  ops.rope(s.kq, s.pos, Hkv, d, c.rope_theta);
+  head_rmsnorm(ops, s.q, w.q_norm, H, d, c.rms_eps);
+  head_rmsnorm(ops, s.kq, w.k_norm, Hkv, d, c.rms_eps);
+  ops.rope(s.q, s.pos, H, d, c.rope_theta, student().rope_factors());
+  ops.rope(s.kq, s.pos, Hkv, d, c.rope_theta, student().rope_factors());
   const AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = 0};
   for (int64_t b = 0; b < B_; ++b) {
     const int64_t r0 = b * T_, r1 = r0 + T_;

@@ -118,6 +118,13 @@ TEST(HfConfig, Errors) {
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(error_of(j).find("yarn"), std::string::npos);
   j = smollm2_like();
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
+  EXPECT_NE(error_of(j).find("'rope_scaling' needs a positive number 'low_freq_factor'"), std::string::npos)
+      << error_of(j);
+  j["rope_scaling"]["low_freq_factor"] = 4.0;
+  EXPECT_NE(error_of(j).find("high_freq_factor 4 above low_freq_factor 4"), std::string::npos) << error_of(j);
+  j = smollm2_like();
   j["rope_scaling"] = {{"type", "default"}};
   EXPECT_EQ(error_of(j), "");
   j = smollm2_like();

@@ -266,29 +266,33 @@ TEST_F(ConvertTest, KeptAttentionLayersKeepTheTeachersWeights) {
   EXPECT_TRUE(student->has(time_mixer_name(1, "ln_x.weight")));
 }
 
-// A Qwen3 teacher (per-head q/k norms, attention width 128 over a hidden size of 64): transfer is
-// refused (the widths differ), the fresh init converts; a student keeping layer 0's attention,
-// its last layer's time mixing silenced (output.weight zero), gives the logits transformers gives
-// with that layer's o_proj zeroed, from the safetensors and the GGUF teacher alike.
-TEST_F(ConvertTest, Qwen3HybridStudentKeepsTheTeachersAttention) {
-  ConvertOptions o;
-  o.teacher = teacher_dir("qwen3_tiny");
-  o.out = dir("qwen3_transfer");
-  expect_refusal(o, "transfer init needs n_heads·head_dim == hidden size");
-  const std::vector<float> want =
-      test::read_f32_file(teacher_dir("qwen3_tiny/logits_last_attn_off_0.f32"));
+// Teachers whose attention differs by family, each 128 wide over a hidden size of 64: Qwen3 (per-head
+// q/k norms) and Llama 3 (scaled RoPE frequencies). Transfer is refused (the widths differ), the
+// fresh init converts; a student keeping layer 0's attention, its last layer's time mixing
+// silenced (output.weight zero), gives the logits transformers gives with that layer's o_proj
+// zeroed, from the safetensors and the GGUF teacher alike.
+TEST_F(ConvertTest, HybridStudentsKeepTheirFamilysAttention) {
   const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 299, 0, 45, 45, 180, 7, 211};  // the oracle's sequence 0
-  for (const char* teacher : {"qwen3_tiny", "qwen3_tiny/model-f32.gguf"}) {
+  for (const std::string model : {"qwen3_tiny", "llama3_tiny"}) {
+    ConvertOptions o;
+    o.teacher = teacher_dir(model);
+    o.out = dir(model + "_transfer");
+    expect_refusal(o, "transfer init needs n_heads·head_dim == hidden size");
+    const std::vector<float> want = test::read_f32_file(teacher_dir(model + "/logits_last_attn_off_0.f32"));
+  for (const std::string teacher : {model, model + "/model-f32.gguf"}) {
     SCOPED_TRACE(teacher);
     o.teacher = teacher_dir(teacher);
-    o.out = dir(fmt::format("qwen3_{}", std::string(teacher).size()));
+    o.out = dir(fmt::format("{}_{}", model, teacher.size()));
     o.init = InitKind::Arwkv;
     o.keep_attention = {0};
     const ConvertReport report = convert_teacher(o);
-    expect_reloads(o.out, Checkpoint::open(o.teacher)->config(), report);
+    const ModelConfig tc = Checkpoint::open(o.teacher)->config();
+    expect_reloads(o.out, tc, report);
     const auto converted = StudentCheckpoint::open(o.out);
-    EXPECT_EQ(converted->config().base.arch, Arch::Qwen3);
-    EXPECT_TRUE(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")));
+    EXPECT_EQ(converted->config().base.arch, tc.arch);
+    EXPECT_EQ(converted->config().base.rope_freq_factors, tc.rope_freq_factors);
+    EXPECT_EQ(tc.rope_freq_factors.empty(), model != "llama3_tiny");
+    EXPECT_EQ(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")), model == "qwen3_tiny");
     EXPECT_FALSE(converted->has(layer_tensor_name(1, "self_attn.k_norm.weight")));
     const std::string silenced = o.out + "-silenced";
     write_student_checkpoint(silenced, converted->config(), [&](const TensorSpec& s) {
@@ -302,6 +306,7 @@ TEST_F(ConvertTest, Qwen3HybridStudentKeepsTheTeachersAttention) {
     const HostTensor got = student.forward(ids);
     ASSERT_EQ(got.values.size(), want.size());
     EXPECT_LT(test::max_rel_error(got.values, want), 1e-4);
+  }
   }
 }
 

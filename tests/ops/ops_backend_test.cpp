@@ -126,6 +126,17 @@ TEST_P(OpsTest, Rope) {
       auto [r, f] = run({{{T, H * head_dim}, random_vector(T * H * head_dim, 6)}, {{T}, {}, pos}},
                         [&](Ops& o, std::vector<Tensor>& v) { o.rope(v[0], v[1], H, head_dim, theta); });
       EXPECT_LT(max_rel_error(f, r), kTol) << "head_dim=" << head_dim;
+      // With frequency factors (Llama 3's scaling): the same as unscaled where they are 1, and a
+      // pair whose factor is 8 turns by an eighth of its unscaled angle.
+      std::vector<float> ones(static_cast<size_t>(head_dim / 2), 1.0f), factors = random_vector(head_dim / 2, 8, 1, 8);
+      auto [r1, f1] = run({{{T, H * head_dim}, random_vector(T * H * head_dim, 6)}, {{T}, {}, pos}, {{head_dim / 2}, ones}},
+                          [&](Ops& o, std::vector<Tensor>& v) { o.rope(v[0], v[1], H, head_dim, theta, v[2]); });
+      EXPECT_EQ(r1, r) << "head_dim=" << head_dim;
+      EXPECT_LT(max_rel_error(f1, r), kTol) << "head_dim=" << head_dim;
+      auto [rs, fs] = run({{{T, H * head_dim}, random_vector(T * H * head_dim, 6)}, {{T}, {}, pos}, {{head_dim / 2}, factors}},
+                          [&](Ops& o, std::vector<Tensor>& v) { o.rope(v[0], v[1], H, head_dim, theta, v[2]); });
+      EXPECT_LT(max_rel_error(fs, rs), kTol) << "head_dim=" << head_dim;
+      EXPECT_GT(max_rel_error(rs, r), 1e-3) << "the factors changed nothing, head_dim=" << head_dim;
     }
 }
 

@@ -21,6 +21,11 @@ tests/data/teacher/<name>/:
   qwen3_tiny: per-head RMSNorm of q and k, no biases, explicit head_dim 32 with 4 q / 2 kv heads (so
               the attention width 128 is not the hidden size 64), tied embeddings, F32 safetensors;
               its own seed, so it can be made alone (--only qwen3_tiny) without changing the others.
+  llama3_tiny: Llama 3's RoPE frequency scaling (rope_type llama3, factor 8, low/high frequency
+              factors 1 and 4 over an original context of 64: at head_dim 32 and theta 5e5 the pairs
+              fall in all three regimes, kept, interpolated and divided), GQA 4 q / 2 kv heads,
+              untied, F32; its GGUF carries the factors as rope_freqs.weight, as llama.cpp's
+              converter writes them; its own seed.
 
 Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher] [--only NAME]
 """
@@ -53,10 +58,15 @@ def make_models():
     qwen3 = Qwen3Config(num_attention_heads=4, num_key_value_heads=2, head_dim=32, rope_theta=1e6,
                         rms_norm_eps=1e-6, tie_word_embeddings=True, attention_bias=False, bos_token_id=None,
                         eos_token_id=2, **common)
+    llama3 = LlamaConfig(num_attention_heads=4, num_key_value_heads=2, head_dim=32, rope_theta=5e5,
+                         rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+                         rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **common)
     # (name, class, config, saved dtype, seed: None continues the stream of the models before it)
     return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32, None),
             ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16, None),
-            ("qwen3_tiny", Qwen3ForCausalLM, qwen3, torch.float32, SEED + 3)]
+            ("qwen3_tiny", Qwen3ForCausalLM, qwen3, torch.float32, SEED + 3),
+            ("llama3_tiny", LlamaForCausalLM, llama3, torch.float32, SEED + 4)]
 
 
 def randomize(model):
@@ -139,6 +149,25 @@ def tokenizer_vocab():
     return tokens, types
 
 
+def llama3_rope_factors(cfg, head_dim):
+    """Per rotated pair: the divisor of its frequency under Llama 3's scaling (llama.cpp's rope_freqs)."""
+    rs = cfg.rope_scaling
+    theta = float(cfg.rope_theta)
+    old = rs["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old / rs["low_freq_factor"], old / rs["high_freq_factor"]
+    out = []
+    for i in range(head_dim // 2):
+        wavelen = 2 * np.pi * theta ** (2 * i / head_dim)
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(rs["factor"])
+        else:
+            smooth = (old / wavelen - rs["low_freq_factor"]) / (rs["high_freq_factor"] - rs["low_freq_factor"])
+            out.append(1.0 / ((1 - smooth) / rs["factor"] + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def write_gguf(path, arch, cfg, state, qtype):
     """state: HF name -> fp32 numpy array (HF layout)."""
     w = gguf.GGUFWriter(path, arch)
@@ -168,6 +197,8 @@ def write_gguf(path, arch, cfg, state, qtype):
     w.add_eos_token_id(256)
     w.add_bos_token_id(256)
     w.add_add_bos_token(False)
+    if (getattr(cfg, "rope_scaling", None) or {}).get("rope_type") == "llama3":
+        w.add_tensor("rope_freqs.weight", llama3_rope_factors(cfg, head_dim))
     for hf, t in state.items():
         if arch == "llama" and (".q_proj." in hf or ".k_proj." in hf):
             t = permute_rows(t, heads if ".q_proj." in hf else kv_heads)
@@ -221,7 +252,7 @@ def main():
         state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
-        arch = name.split("_")[0]
+        arch = cfg.model_type  # the GGUF architecture: llama.cpp's name of the HF model type
         write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)
         write_gguf(os.path.join(out, "model-q8_0.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.Q8_0)
 

@@ -125,17 +125,19 @@ class CpuOps final : public Ops {
 
   // The angles depend on the position and the pair only, so cos/sin are computed once per row
   // (in double, from the exact angle) and applied to every head.
-  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) override {
-    chk::rope(Device::CPU, x, pos, n_heads, head_dim);
+  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta, Tensor freq_factors) override {
+    chk::rope(Device::CPU, x, pos, n_heads, head_dim, freq_factors);
     const int64_t T = x.rows(), half = head_dim / 2;
     float* table = scratch(static_cast<size_t>(T * half * 2));
     float* xp = x.f32();
     const int32_t* pp = pos.i32();
+    const float* ff = chk::empty(freq_factors) ? nullptr : freq_factors.f32();
 #pragma omp parallel for if (T * n_heads * head_dim >= kParallelMin)
     for (int64_t t = 0; t < T; ++t) {
       float* cs = table + t * half * 2;
       for (int64_t i = 0; i < half; ++i) {
-        const double angle = pp[t] * std::pow(double{theta}, -2.0 * static_cast<double>(i) / head_dim);
+        double angle = pp[t] * std::pow(double{theta}, -2.0 * static_cast<double>(i) / head_dim);
+        if (ff) angle /= ff[i];
         cs[i] = static_cast<float>(std::cos(angle));
         cs[half + i] = static_cast<float>(std::sin(angle));
       }

@@ -76,10 +76,11 @@ class GpuOps final : public Ops {
                eps);
   }
 
-  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) override {
-    chk::rope(Device::CUDA, x, pos, n_heads, head_dim);
+  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta, Tensor freq_factors) override {
+    chk::rope(Device::CUDA, x, pos, n_heads, head_dim, freq_factors);
+    const float* factors = chk::empty(freq_factors) ? nullptr : f32p(freq_factors);
     flat(&k_rope, x.rows() * n_heads * (head_dim / 2), f32p(x), i32p(pos), x.rows(), x.cols(), n_heads, head_dim,
-         theta);
+         theta, factors);
   }
 
   void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start, const AttentionArgs& a) override {

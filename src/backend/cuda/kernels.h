@@ -98,13 +98,16 @@ GPU_KERNEL void k_embedding(float* y, const float* table, const int32_t* ids, in
 GPU_KERNEL void k_embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t T, int64_t C) {
   ARWKV_FOR_FLAT(i, T * C) atomicAdd(&dtable[int64_t{ids[i / C]} * C + i % C], dy[i]);
 }
-// HF rotate_half: pairs (j, j + half) of each head turn by pos·theta^(−2j/head_dim).
-GPU_KERNEL void k_rope(float* x, const int32_t* pos, int64_t T, int64_t cols, int n_heads, int head_dim, float theta) {
+// HF rotate_half: pairs (j, j + half) of each head turn by pos·theta^(−2j/head_dim) / factors[j]
+// (factors null: 1).
+GPU_KERNEL void k_rope(float* x, const int32_t* pos, int64_t T, int64_t cols, int n_heads, int head_dim, float theta,
+                       const float* factors) {
   const int half = head_dim / 2;
   ARWKV_FOR_FLAT(i, T * n_heads * half) {
     const int64_t t = i / (n_heads * half);
     const int h = static_cast<int>(i / half % n_heads), j = static_cast<int>(i % half);
-    const double angle = pos[t] * pow(static_cast<double>(theta), -2.0 * j / head_dim);
+    const double angle =
+        pos[t] * pow(static_cast<double>(theta), -2.0 * j / head_dim) / (factors ? static_cast<double>(factors[j]) : 1.0);
     const double c = cos(angle), s = sin(angle);
     float* p = x + t * cols + int64_t{h} * head_dim;
     const double a = p[j], b = p[j + half];

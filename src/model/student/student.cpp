@@ -2,7 +2,7 @@
 // blocks, the whole-sequence pass (packed documents, a carried state, capture) and extend().
 #include "model/student/student.h"
 
-#include "model/head_norm.h"
+#include "model/family_parts.h"
 #include "model/student/student_parts.h"
 
 namespace arwkv {
@@ -97,8 +97,8 @@ void Student::attention_block(const Layer& w, Workspace& ws, StudentState& s, in
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
   head_rmsnorm(ops, q, w.q_norm, H, d, c.rms_eps);
   head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, c.rms_eps);
-  ops.rope(q, pos, H, d, c.rope_theta);
-  ops.rope(k_new, pos, Hkv, d, c.rope_theta);
+  ops.rope(q, pos, H, d, c.rope_theta, rope_factors_.tensor);
+  ops.rope(k_new, pos, Hkv, d, c.rope_theta, rope_factors_.tensor);
   AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = s.n};
   ops.attention(rows_of(ws.att, T), q, k_all.slice_rows(0, s.n + T), v_all.slice_rows(0, s.n + T),
                 rows_of(ws.key_start, T), args);

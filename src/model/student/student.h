@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "model/family_parts.h"
 #include "model/language_model.h"
 #include "model/student/student_config.h"
 
@@ -85,6 +86,7 @@ class Student final : public LanguageModel {
   const std::vector<Layer>& layers() const { return layers_; }
   Tensor embedding() const { return embed_; }
   Tensor final_norm() const { return final_norm_; }
+  Tensor rope_factors() const { return rope_factors_.tensor; }  // empty where RoPE has none
   Tensor lm_head() const { return lm_head_; }
 
  private:
@@ -104,6 +106,7 @@ class Student final : public LanguageModel {
   Ops* ops_;
   Buffer weights_;
   Tensor embed_, final_norm_, lm_head_;
+  RopeFactors rope_factors_;  // empty where the family's RoPE has none
   std::vector<Layer> layers_;
   int n_planes_ = 6;   // token-shift mixes: r, w, k, v, a (, g)
   int64_t max_rank_ = 0;

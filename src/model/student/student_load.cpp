@@ -108,6 +108,7 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops, const StudentOptions& 
   embed_ = get("model.embed_tokens.weight");
   final_norm_ = get("model.norm.weight");
   lm_head_ = cfg_.base.tie_embeddings ? embed_ : get("lm_head.weight");
+  rope_factors_ = RopeFactors(ops, cfg_.base);
   int64_t n_wkv = 0, n_hybrid = 0;
   for (int64_t l = 0; l < cfg_.base.n_layers; ++l) {
     auto w = [&](const char* suffix) { return get(layer_tensor_name(l, suffix)); };

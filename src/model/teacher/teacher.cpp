@@ -2,7 +2,7 @@
 // pass (packed documents, capture) and incremental decoding over the KV cache.
 #include "model/teacher/teacher.h"
 
-#include "model/head_norm.h"
+#include "model/family_parts.h"
 #include "model/teacher/teacher_parts.h"
 
 namespace arwkv {
@@ -38,8 +38,8 @@ void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
   head_rmsnorm(ops, q, w.q_norm, H, d, cfg_.rms_eps);
   head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, cfg_.rms_eps);
-  ops.rope(q, pos, H, d, cfg_.rope_theta);
-  ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta);
+  ops.rope(q, pos, H, d, cfg_.rope_theta, rope_factors_.tensor);
+  ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta, rope_factors_.tensor);
   AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past};
   ops.attention(att, q, k_all.slice_rows(0, n_past + T), v_all.slice_rows(0, n_past + T),
                 doc_mask ? rows_of(ws.key_start, T) : Tensor{}, args);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "model/family_parts.h"
 #include "model/language_model.h"
 
 namespace arwkv {
@@ -85,6 +86,7 @@ class Teacher final : public LanguageModel {
   Ops* ops_;
   Buffer weights_;
   Tensor embed_, final_norm_, lm_head_;
+  RopeFactors rope_factors_;  // empty where the family's RoPE has none
   std::vector<Layer> layers_;
 };
 

@@ -102,6 +102,7 @@ Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg
   }
 
   auto get = [&](const std::string& name) { return views.count(name) ? views.at(name) : Tensor{}; };
+  rope_factors_ = RopeFactors(ops, cfg_);
   embed_ = get("model.embed_tokens.weight");
   final_norm_ = get("model.norm.weight");
   lm_head_ = tied ? embed_ : get("lm_head.weight");

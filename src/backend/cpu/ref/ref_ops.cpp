@@ -86,14 +86,15 @@ class ReferenceOps final : public Ops {
     }
   }
 
-  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta) override {
-    chk::rope(Device::CPU, x, pos, n_heads, head_dim);
+  void rope(Tensor x, Tensor pos, int n_heads, int head_dim, float theta, Tensor freq_factors) override {
+    chk::rope(Device::CPU, x, pos, n_heads, head_dim, freq_factors);
     const int half = head_dim / 2;
     for (int64_t t = 0; t < x.rows(); ++t)
       for (int h = 0; h < n_heads; ++h) {
         float* p = x.f32() + t * x.cols() + int64_t{h} * head_dim;
         for (int i = 0; i < half; ++i) {
-          const double angle = pos.i32()[t] * std::pow(double{theta}, -2.0 * i / head_dim);
+          const double angle = pos.i32()[t] * std::pow(double{theta}, -2.0 * i / head_dim) /
+                               (chk::empty(freq_factors) ? 1.0 : double{freq_factors.f32()[i]});
           const double a = p[i], b = p[i + half];
           p[i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
           p[i + half] = static_cast<float>(a * std::sin(angle) + b * std::cos(angle));
