@@ -138,6 +138,12 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   }
   c.attention_bias = fam->qkv_bias || (j.contains("attention_bias") && j["attention_bias"] == true);
   if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("{}: mlp_bias is not supported", src);
+  if (fam->sliding_window) {
+    c.sliding_window = get_int_or(j, "sliding_window", 0, src);
+    if (c.sliding_window < 0) fail("{}: sliding_window {} is negative", src, c.sliding_window);
+  } else if (j.contains("use_sliding_window") && j["use_sliding_window"] == true) {
+    fail("{}: use_sliding_window (sliding-window attention in some layers) is not supported", src);
+  }
   const auto tie = j.find("tie_word_embeddings");
   if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) fail("{}: tie_word_embeddings is not a boolean", src);
   c.tie_embeddings = tie != j.end() && tie->is_boolean() && tie->get<bool>();

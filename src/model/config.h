@@ -9,7 +9,7 @@
 
 namespace arwkv {
 
-enum class Arch { Llama, Qwen2, Qwen3 };
+enum class Arch { Llama, Qwen2, Qwen3, Mistral };
 
 // What sets one decoder family's layers apart from another's. Loading, the teacher, the student
 // and the formats read these fields; no code asks which family it has.
@@ -20,12 +20,15 @@ struct Family {
   bool qk_norm;                   // RMSNorm over each head of q and of k, before RoPE
   bool gguf_rope_permuted;        // llama.cpp's converter permutes q/k rows for its RoPE
   int64_t default_max_position;   // max_position_embeddings when a config leaves it out
+  bool sliding_window;            // config.json's sliding_window holds in every layer (else it holds
+                                  // nowhere unless use_sliding_window, which is refused)
 };
 
 inline constexpr Family kFamilies[] = {
-    {Arch::Llama, "llama", false, false, true, 2048},
-    {Arch::Qwen2, "qwen2", true, false, false, 32768},
-    {Arch::Qwen3, "qwen3", false, true, false, 40960},
+    {Arch::Llama, "llama", false, false, true, 2048, false},
+    {Arch::Qwen2, "qwen2", true, false, false, 32768, false},
+    {Arch::Qwen3, "qwen3", false, true, false, 40960, false},
+    {Arch::Mistral, "mistral", false, false, true, 32768, true},
 };
 
 inline const Family& family(Arch a) { return kFamilies[static_cast<int>(a)]; }
@@ -59,6 +62,7 @@ struct ModelConfig {
   // scaled frequencies, llama.cpp's rope_freqs); empty: none. [head_dim / 2]
   std::vector<float> rope_freq_factors;
   bool attention_bias = false;  // q/k/v biases (always for Qwen2)
+  int64_t sliding_window = 0;   // a query sees at most this many keys, itself included (Mistral); 0: all
   bool tie_embeddings = false;
   int32_t bos_token_id = -1;
   std::vector<int32_t> eos_token_ids;

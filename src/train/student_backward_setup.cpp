@@ -298,7 +298,7 @@ void StudentBackprop::begin(int64_t B, int64_t T, std::span<const int32_t> reset
     for (int64_t t = 0; t < T; ++t) {
       const size_t i = static_cast<size_t>(b * T + t);
       if (t > 0 && resets[i] != 0) start = static_cast<int32_t>(t), any_reset_ = true;
-      key_start[i] = start;
+      key_start[i] = first_key(cfg_.base, start, t);
       pos[i] = static_cast<int32_t>(t) - start;
     }
   }

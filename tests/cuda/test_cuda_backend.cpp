@@ -225,7 +225,7 @@ TEST_P(CudaBackend, TeacherAndStudentLogits) {
     ids.push_back((i * 37 + 11) % 60);
     docs.push_back(i < 20 ? 0 : 1);
   }
-  for (const char* name : {"qwen2_tiny", "llama_tiny", "qwen3_tiny", "llama3_tiny"}) {
+  for (const char* name : {"qwen2_tiny", "llama_tiny", "qwen3_tiny", "llama3_tiny", "mistral_tiny"}) {
     auto ck = Checkpoint::open(test::data_path(std::string("teacher/") + name));
     const HostTensor want = Teacher(*ck, *cpu).forward(ids, docs), got = Teacher(*ck, *gpu).forward(ids, docs);
     EXPECT_LT(max_rel_error(got.values, want.values), kModelTol) << name;

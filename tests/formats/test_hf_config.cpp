@@ -113,10 +113,19 @@ TEST(HfConfig, Errors) {
   };
   nlohmann::json j = smollm2_like();
   j["model_type"] = "gemma3";
-  EXPECT_NE(error_of(j).find("unsupported architecture gemma3 (known: llama, qwen2, qwen3)"), std::string::npos);
+  EXPECT_NE(error_of(j).find("unsupported architecture gemma3 (known: llama, qwen2, qwen3, mistral)"), std::string::npos);
   j = smollm2_like();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(error_of(j).find("yarn"), std::string::npos);
+  j = smollm2_like();
+  j["model_type"] = "qwen2";
+  j["use_sliding_window"] = true;
+  EXPECT_NE(error_of(j).find("use_sliding_window (sliding-window attention in some layers) is not supported"),
+            std::string::npos);
+  j = smollm2_like();
+  j["model_type"] = "mistral";
+  j["sliding_window"] = -2;
+  EXPECT_NE(error_of(j).find("sliding_window -2 is negative"), std::string::npos);
   j = smollm2_like();
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0},
                        {"original_max_position_embeddings", 8192}};

@@ -266,20 +266,22 @@ TEST_F(ConvertTest, KeptAttentionLayersKeepTheTeachersWeights) {
   EXPECT_TRUE(student->has(time_mixer_name(1, "ln_x.weight")));
 }
 
-// Teachers whose attention differs by family, each 128 wide over a hidden size of 64: Qwen3 (per-head
-// q/k norms) and Llama 3 (scaled RoPE frequencies). Transfer is refused (the widths differ), the
-// fresh init converts; a student keeping layer 0's attention, its last layer's time mixing
-// silenced (output.weight zero), gives the logits transformers gives with that layer's o_proj
-// zeroed, from the safetensors and the GGUF teacher alike.
+// Teachers whose attention differs by family: Qwen3 (per-head q/k norms) and Llama 3 (scaled RoPE
+// frequencies), both 128 wide over a hidden size of 64, so transfer is refused; Mistral (a sliding
+// window of 4 keys). A student keeping layer 0's attention, its last layer's time mixing silenced
+// (output.weight zero), gives the logits transformers gives with that layer's o_proj zeroed, from
+// the safetensors and (where there is one) the GGUF teacher alike.
 TEST_F(ConvertTest, HybridStudentsKeepTheirFamilysAttention) {
   const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 299, 0, 45, 45, 180, 7, 211};  // the oracle's sequence 0
-  for (const std::string model : {"qwen3_tiny", "llama3_tiny"}) {
+  for (const std::string model : {"qwen3_tiny", "llama3_tiny", "mistral_tiny"}) {
     ConvertOptions o;
     o.teacher = teacher_dir(model);
     o.out = dir(model + "_transfer");
-    expect_refusal(o, "transfer init needs n_heads·head_dim == hidden size");
+    if (model != "mistral_tiny") expect_refusal(o, "transfer init needs n_heads·head_dim == hidden size");
     const std::vector<float> want = test::read_f32_file(teacher_dir(model + "/logits_last_attn_off_0.f32"));
-  for (const std::string teacher : {model, model + "/model-f32.gguf"}) {
+    std::vector<std::string> teachers = {model};
+    if (fs::exists(teacher_dir(model + "/model-f32.gguf"))) teachers.push_back(model + "/model-f32.gguf");
+  for (const std::string& teacher : teachers) {
     SCOPED_TRACE(teacher);
     o.teacher = teacher_dir(teacher);
     o.out = dir(fmt::format("{}_{}", model, teacher.size()));
@@ -294,6 +296,7 @@ TEST_F(ConvertTest, HybridStudentsKeepTheirFamilysAttention) {
     EXPECT_EQ(tc.rope_freq_factors.empty(), model != "llama3_tiny");
     EXPECT_EQ(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")), model == "qwen3_tiny");
     EXPECT_FALSE(converted->has(layer_tensor_name(1, "self_attn.k_norm.weight")));
+    EXPECT_EQ(converted->config().base.sliding_window, model == "mistral_tiny" ? 4 : 0);
     const std::string silenced = o.out + "-silenced";
     write_student_checkpoint(silenced, converted->config(), [&](const TensorSpec& s) {
       HostTensor t = converted->load(s.name);

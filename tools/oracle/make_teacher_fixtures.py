@@ -26,6 +26,9 @@ tests/data/teacher/<name>/:
               fall in all three regimes, kept, interpolated and divided), GQA 4 q / 2 kv heads,
               untied, F32; its GGUF carries the factors as rope_freqs.weight, as llama.cpp's
               converter writes them; its own seed.
+  mistral_tiny: a sliding window of 4 keys (sequences of 12 and 7 tokens), 4 q / 2 kv heads of 16,
+              untied, F32 safetensors only: llama.cpp converts Mistral to its llama architecture,
+              which has no window, so there is no GGUF to compare; its own seed.
 
 Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher] [--only NAME]
 """
@@ -37,8 +40,8 @@ import os
 import gguf
 import numpy as np
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 SEED = 20260126
 VOCAB = 300
@@ -62,11 +65,14 @@ def make_models():
                          rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
                          rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **common)
+    mistral = MistralConfig(num_attention_heads=4, num_key_value_heads=2, sliding_window=4, rope_theta=1e4,
+                            rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **common)
     # (name, class, config, saved dtype, seed: None continues the stream of the models before it)
     return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32, None),
             ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16, None),
             ("qwen3_tiny", Qwen3ForCausalLM, qwen3, torch.float32, SEED + 3),
-            ("llama3_tiny", LlamaForCausalLM, llama3, torch.float32, SEED + 4)]
+            ("llama3_tiny", LlamaForCausalLM, llama3, torch.float32, SEED + 4),
+            ("mistral_tiny", MistralForCausalLM, mistral, torch.float32, SEED + 5)]
 
 
 def randomize(model):
@@ -253,8 +259,10 @@ def main():
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
         arch = cfg.model_type  # the GGUF architecture: llama.cpp's name of the HF model type
-        write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)
-        write_gguf(os.path.join(out, "model-q8_0.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.Q8_0)
+        with_gguf = arch != "mistral"
+        if with_gguf:
+            write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)
+            write_gguf(os.path.join(out, "model-q8_0.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.Q8_0)
 
         meta = {"sequences": SEQUENCES, "vocab_size": VOCAB, "hidden_size": cfg.hidden_size,
                 "n_layers": cfg.num_hidden_layers, "capture_sequence": 0}
@@ -268,15 +276,16 @@ def main():
             with torch.no_grad():
                 off.model.layers[-1].self_attn.o_proj.weight.zero_()
             write_f32(os.path.join(out, "logits_last_attn_off_0.f32"), run_oracle(off, SEQUENCES[0])[0])
-        q8 = q8_roundtrip(state)
-        with torch.no_grad():
-            sd = model.state_dict()
-            for k in sd:
-                src = q8.get(k, q8.get("model.embed_tokens.weight") if k == "lm_head.weight" else None)
-                sd[k].copy_(torch.from_numpy(src))
-        for s, ids in enumerate(SEQUENCES):
-            logits, _ = run_oracle(model, ids)
-            write_f32(os.path.join(out, f"logits_q8_0_{s}.f32"), logits)
+        if with_gguf:
+            q8 = q8_roundtrip(state)
+            with torch.no_grad():
+                sd = model.state_dict()
+                for k in sd:
+                    src = q8.get(k, q8.get("model.embed_tokens.weight") if k == "lm_head.weight" else None)
+                    sd[k].copy_(torch.from_numpy(src))
+            for s, ids in enumerate(SEQUENCES):
+                logits, _ = run_oracle(model, ids)
+                write_f32(os.path.join(out, f"logits_q8_0_{s}.f32"), logits)
         with open(os.path.join(out, "oracle.json"), "w") as f:
             json.dump(meta, f, indent=1)
         print(name, sorted(os.listdir(out)))

@@ -154,7 +154,7 @@ bool Student::upload_tokens(Workspace& ws, StudentState& s, std::span<const int3
       reset[i] = 1;
       any_reset = true;
     }
-    key_start[i] = static_cast<int32_t>(s.doc_start);
+    key_start[i] = first_key(cfg_.base, s.doc_start, s.n + t);
     pos[i] = static_cast<int32_t>(s.n + t - s.doc_start);
   }
   ops_->upload(rows_of(ws.ids, T), ids.data());

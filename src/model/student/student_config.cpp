@@ -133,6 +133,7 @@ json student_config_to_json(const StudentConfig& c) {
   j["rms_norm_eps"] = b.rms_eps;
   j["rope_theta"] = b.rope_theta;
   if (!b.rope_freq_factors.empty()) j["rope_freq_factors"] = b.rope_freq_factors;
+  if (b.sliding_window > 0) j["sliding_window"] = b.sliding_window;
   j["attention_bias"] = b.attention_bias;
   j["tie_word_embeddings"] = b.tie_embeddings;
   j["bos_token_id"] = b.bos_token_id >= 0 ? json(b.bos_token_id) : json(nullptr);

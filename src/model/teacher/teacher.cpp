@@ -24,7 +24,7 @@ Tensor layer_slab(const Tensor& cache, int64_t layer) {
 // before RoPE where the family does so); keys and values of the T new tokens are written to rows
 // n_past .. n_past+T of the layer's cache slab.
 void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all,
-                              int64_t n_past, bool doc_mask) const {
+                              int64_t n_past, bool first_keys) const {
   Ops& ops = *ops_;
   const int H = static_cast<int>(cfg_.n_heads), Hkv = static_cast<int>(cfg_.n_kv_heads);
   const int d = static_cast<int>(cfg_.head_dim);
@@ -42,7 +42,7 @@ void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k
   ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta, rope_factors_.tensor);
   AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past};
   ops.attention(att, q, k_all.slice_rows(0, n_past + T), v_all.slice_rows(0, n_past + T),
-                doc_mask ? rows_of(ws.key_start, T) : Tensor{}, args);
+                first_keys ? rows_of(ws.key_start, T) : Tensor{}, args);
   ops.matmul(rows_of(ws.o, T), att, w.wo);
 }
 
@@ -57,14 +57,14 @@ void Teacher::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
   ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
 }
 
-// ws.ids/pos (and key_start with doc_mask) hold T tokens; leaves the residual stream in ws.x.
+// ws.ids/pos (and key_start with first_keys) hold T tokens; leaves the residual stream in ws.x.
 void Teacher::run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
-                         bool doc_mask, TeacherCapture* capture) const {
+                         bool first_keys, TeacherCapture* capture) const {
   Ops& ops = *ops_;
   ops.embedding(rows_of(ws.x, T), embed_, rows_of(ws.ids, T));
   for (size_t l = 0; l < layers_.size(); ++l) {
     const int64_t li = static_cast<int64_t>(l);
-    attention_block(layers_[l], ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, doc_mask);
+    attention_block(layers_[l], ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, first_keys);
     if (capture) {
       ops.download(capture->attn_input[l].values.data(), rows_of(ws.xn, T));
       ops.download(capture->attn_output[l].values.data(), rows_of(ws.o, T));
@@ -91,7 +91,7 @@ Teacher::Workspace Teacher::run_sequence(std::span<const int32_t> ids, std::span
   for (int32_t t = 0; t < static_cast<int32_t>(T); ++t) {
     if (!doc_ids.empty() && t > 0 && doc_ids[t] != doc_ids[t - 1]) start = t;
     pos[t] = t - start;
-    key_start[t] = start;
+    key_start[t] = first_key(cfg_, start, t);
   }
   if (capture) {
     capture->attn_input.assign(layers_.size(), HostTensor(Shape{T, C}));
@@ -101,7 +101,7 @@ Teacher::Workspace Teacher::run_sequence(std::span<const int32_t> ids, std::span
   ops_->upload(ws.ids, ids.data());
   ops_->upload(ws.pos, pos.data());
   ops_->upload(ws.key_start, key_start.data());
-  run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty(), capture);
+  run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty() || cfg_.sliding_window > 0, capture);
   if (logits) head(ws, 0, T);
   return ws;
 }
@@ -172,7 +172,12 @@ std::vector<float> Teacher::extend(ModelState& state, std::span<const int32_t> i
     for (int64_t t = 0; t < T; ++t) s->host_pos[static_cast<size_t>(t)] = static_cast<int32_t>(s->n + t);
     ops_->upload(rows_of(ws.ids, T), ids.data() + done);
     ops_->upload(rows_of(ws.pos, T), s->host_pos.data());
-    run_layers(ws, T, s->k, s->v, s->n, false, nullptr);
+    const bool window = cfg_.sliding_window > 0;
+    if (window) {  // the first keys, reusing host_pos once its positions are on the device
+      for (int64_t t = 0; t < T; ++t) s->host_pos[static_cast<size_t>(t)] = first_key(cfg_, 0, s->n + t);
+      ops_->upload(rows_of(ws.key_start, T), s->host_pos.data());
+    }
+    run_layers(ws, T, s->k, s->v, s->n, window, nullptr);
     s->n += T;
   }
   head(ws, T - 1, 1);
