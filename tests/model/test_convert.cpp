@@ -381,8 +381,8 @@ TEST_F(ConvertTest, RefusalsNameTheTeacherAndLeaveNoDirectory) {
   o.lora_ranks.reset();
 
   json unknown = small_config();
-  unknown["model_type"] = "mistral";
-  o.teacher = fake_teacher(root_ / "teachers" / "mistral", unknown);
+  unknown["model_type"] = "falcon";
+  o.teacher = fake_teacher(root_ / "teachers" / "falcon", unknown);
   expect_refusal(o, "unsupported architecture");
 
   json wide = small_config();
