@@ -53,8 +53,8 @@ class TimedOps final : public Ops {
                  const AttentionArgs& args) override {
     timed("attention", 0, [&] { inner_.attention(out, q, k, v, key_start, args); });
   }
-  void silu_mul(Tensor y, Tensor gate, Tensor up) override {
-    timed("silu_mul", 0, [&] { inner_.silu_mul(y, gate, up); });
+  void glu(Tensor y, Tensor gate, Tensor up, Activation act) override {
+    timed("glu", 0, [&] { inner_.glu(y, gate, up, act); });
   }
   void add(Tensor y, Tensor a, Tensor b) override {
     timed("add", 0, [&] { inner_.add(y, a, b); });
@@ -101,8 +101,8 @@ class TimedOps final : public Ops {
   void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float eps, bool accumulate_dx) override {
     timed("rmsnorm_backward", 0, [&] { inner_.rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate_dx); });
   }
-  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
-    timed("silu_mul_backward", 0, [&] { inner_.silu_mul_backward(dgate, dup, dy, gate, up); });
+  void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) override {
+    timed("glu_backward", 0, [&] { inner_.glu_backward(dgate, dup, dy, gate, up, act); });
   }
   void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
                             Tensor reset) override {

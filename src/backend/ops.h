@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/activation.h"
 #include "core/tensor.h"
 
 namespace arwkv {
@@ -92,8 +93,8 @@ class Ops {
   // an empty tensor, data == nullptr, means 0 for all). Softmax in fp32.
   virtual void attention(Tensor out, Tensor q, Tensor k, Tensor v, Tensor key_start,
                          const AttentionArgs& args) = 0;
-  // y = silu(gate) ⊙ up (y may alias gate or up)
-  virtual void silu_mul(Tensor y, Tensor gate, Tensor up) = 0;
+  // y = act(gate) ⊙ up (y may alias gate or up)
+  virtual void glu(Tensor y, Tensor gate, Tensor up, Activation act) = 0;
   // y = a + b (y may alias a or b)
   virtual void add(Tensor y, Tensor a, Tensor b) = 0;
   virtual void copy(Tensor dst, Tensor src) = 0;
@@ -163,8 +164,8 @@ class Ops {
   // dw += Σ_rows dy ⊙ x·s. dx may be empty.
   virtual void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float eps,
                                 bool accumulate_dx = false) = 0;
-  // silu_mul: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate); written, and may alias any input.
-  virtual void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) = 0;
+  // glu: dgate = dy ⊙ up ⊙ act'(gate), dup = dy ⊙ act(gate); written, and may alias any input.
+  virtual void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) = 0;
   // token_shift (shapes as there; x_prev as the forward received it): dx written; dmix [P, C] +=;
   // dx_prev [B, C] in place like the forward's x_prev: on entry the gradient of the carried x[b, T−1]
   // (from the next piece of the sequence; zeros for none), on return that of the x_prev that came

@@ -75,6 +75,15 @@ void add_time_mix(const StudentConfig& c, int64_t l, std::vector<Arwkv7Tensor>& 
 std::string arwkv7_key(const std::string& suffix) { return std::string(kArwkv7Arch) + "." + suffix; }
 
 void check_arwkv7_exportable(const StudentConfig& c, const std::string& source) {
+  const Family& fam = family(c.base.arch);
+  std::vector<std::string> missing;  // the family's parts that llama.cpp's arwkv7 graph does not have
+  if (fam.post_attn_norm || fam.post_mlp_norm) missing.push_back("norms after the time mixing and the MLP");
+  if (fam.mlp_activation != Activation::Silu) missing.push_back("a GELU MLP");
+  if (fam.embed_scaled) missing.push_back("an embedding scaled by sqrt(hidden size)");
+  if (!missing.empty())
+    fail("{}: a student of a {} teacher has {}, which llama.cpp's arwkv7 cannot represent; `export --to hf` "
+         "writes it",
+         source, fam.name, fmt::join(missing, ", "));
   if (!c.pure_rwkv()) {
     std::vector<int64_t> kept;
     for (int64_t l = 0; l < c.base.n_layers; ++l)

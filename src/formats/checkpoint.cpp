@@ -1,6 +1,7 @@
 // Checkpoint::open and the safetensors-backed checkpoint: an HF directory (config.json with
 // model.safetensors or model.safetensors.index.json + shards, tokenizer.json), or a single
-// .safetensors file next to its config.json. The tensor set must be exactly the teacher's list.
+// .safetensors file next to its config.json. The tensor set must be exactly the teacher's list;
+// norms are returned as the model uses them (Gemma's 1 + w).
 #include "formats/checkpoint.h"
 
 #include <filesystem>
@@ -55,9 +56,13 @@ class SafetensorsCheckpoint final : public Checkpoint {
   const std::vector<TensorInfo>& tensors() const override { return infos_; }
   bool has(const std::string& name) const override { return known_.count(name) != 0; }
   std::string tokenizer_json_path() const override { return tokenizer_; }
+  // A family whose RMSNorms weigh by (offset + w) (Gemma) gets the sum, as GGUF files store it.
   HostTensor load(const std::string& name) const override {
     if (!has(name)) fail("{}: no tensor named '{}'", path_, name);
-    return set_->load(name);
+    HostTensor t = set_->load(name);
+    if (const float offset = family(config_.arch).norm_offset; offset != 0.0f && name.ends_with("norm.weight"))
+      for (float& v : t.values) v += offset;
+    return t;
   }
 
  private:

@@ -22,38 +22,41 @@ const std::map<std::string, std::string>& top_level_names() {
   return m;
 }
 
-const std::map<std::string, std::string>& block_names() {
-  static const std::map<std::string, std::string> m = {
-      {"attn_norm", "input_layernorm"},          {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},            {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},       {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},             {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"},            {"attn_q_norm", "self_attn.q_norm"},
-      {"attn_k_norm", "self_attn.k_norm"}};
+// A block's GGUF tensor names and their HF names in this family (the norms around the MLP are
+// named by the family).
+std::map<std::string, std::string> block_names(const Family& fam) {
+  std::map<std::string, std::string> m = {
+      {"attn_norm", "input_layernorm"},    {"attn_q", "self_attn.q_proj"},          {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},     {"ffn_norm", fam.mlp_norm},
+      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},               {"ffn_down", "mlp.down_proj"},
+      {"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"}};
+  if (fam.post_attn_norm) m["post_attention_norm"] = fam.post_attn_norm;
+  if (fam.post_mlp_norm) m["post_ffw_norm"] = fam.post_mlp_norm;
   return m;
 }
 
 // The inverse of hf_name_from_gguf, for messages about missing tensors.
-std::string gguf_name_from_hf(const std::string& hf) {
+std::string gguf_name_from_hf(const std::string& hf, Arch arch) {
   for (const auto& [g, h] : top_level_names())
     if (h == hf) return g;
   static const std::regex layer(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
   std::smatch m;
   if (std::regex_match(hf, m, layer))
-    for (const auto& [g, h] : block_names())
+    for (const auto& [g, h] : block_names(family(arch)))
       if (h == m[2].str()) return "blk." + m[1].str() + "." + g + "." + m[3].str();
   return hf;
 }
 
 }  // namespace
 
-std::string hf_name_from_gguf(const std::string& g) {
+std::string hf_name_from_gguf(const std::string& g, Arch arch) {
   if (const auto it = top_level_names().find(g); it != top_level_names().end()) return it->second;
   static const std::regex blk(R"(blk\.(\d+)\.(\w+)\.(weight|bias))");
   std::smatch m;
   if (!std::regex_match(g, m, blk)) return {};
-  const auto it = block_names().find(m[2].str());
-  if (it == block_names().end()) return {};
+  const std::map<std::string, std::string> names = block_names(family(arch));
+  const auto it = names.find(m[2].str());
+  if (it == names.end()) return {};
   return "model.layers." + m[1].str() + "." + it->second + "." + m[3].str();
 }
 
@@ -81,13 +84,14 @@ class GgufCheckpoint final : public Checkpoint {
     std::map<std::string, const GgufTensorInfo*> by_hf;
     for (const GgufTensorInfo& t : file_->tensors()) {
       if (t.name == "rope_freqs.weight") continue;  // part of the config (config_from_gguf)
-      const std::string hf = hf_name_from_gguf(t.name);
+      const std::string hf = hf_name_from_gguf(t.name, config_.arch);
       if (hf.empty()) fail("{}: unexpected tensor '{}'", path, t.name);
       by_hf[hf] = &t;
     }
     for (const auto& [name, shape] : teacher_tensor_list(config_)) {
       const auto it = by_hf.find(name);
-      if (it == by_hf.end()) fail("{}: missing tensor '{}' (HF name {})", path, gguf_name_from_hf(name), name);
+      if (it == by_hf.end())
+        fail("{}: missing tensor '{}' (HF name {})", path, gguf_name_from_hf(name, config_.arch), name);
       const Shape got = it->second->shape();
       if (!(got == shape))
         fail("{}: tensor '{}' has shape {}, expected {}", path, it->second->name, got.str(), shape.str());

@@ -6,15 +6,17 @@
 #include <memory>
 #include <string>
 
+#include "model/config.h"
+
 namespace arwkv {
 
 class Checkpoint;
 
 std::unique_ptr<Checkpoint> open_gguf_checkpoint(const std::string& path);
 
-// "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; empty for a name with no
-// HF counterpart.
-std::string hf_name_from_gguf(const std::string& gguf_name);
+// "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight" in the family of `arch`; empty
+// for a name with no HF counterpart.
+std::string hf_name_from_gguf(const std::string& gguf_name, Arch arch = Arch::Llama);
 
 // dst (HF row order) from src (llama.cpp order) of `rows` rows of `cols` values, rows grouped in
 // n_heads heads: HF row h·d + j·(d/2) + i = GGUF row h·d + 2i + j.

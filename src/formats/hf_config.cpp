@@ -77,6 +77,51 @@ void read_rope_scaling(const nlohmann::json& j, const char* key, ModelConfig& c,
   else if (type != "default") fail("{}: rope scaling '{}' is not supported (default and llama3 are)", src, type);
 }
 
+// layer_types ("sliding_attention" / "full_attention" per layer) or, in older Gemma 3 configs,
+// sliding_window_pattern P (every P-th layer is global): which layers the window holds in. Neither:
+// all of them (Mistral).
+void read_layer_types(const nlohmann::json& j, ModelConfig& c, const std::string& src) {
+  const int64_t L = get_int(j, "num_hidden_layers", src);
+  if (L <= 0 || L > 4096) return;  // check_sizes says what is wrong
+  if (const auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+    if (!lt->is_array() || static_cast<int64_t>(lt->size()) != L)
+      fail("{}: 'layer_types' should list {} layers, it is {}", src, L, lt->dump());
+    for (const auto& t : *lt) {
+      if (t == "sliding_attention") c.local_layers.push_back(1);
+      else if (t == "full_attention") c.local_layers.push_back(0);
+      else fail("{}: layer type {} is not supported (sliding_attention, full_attention)", src, t.dump());
+    }
+  } else if (j.contains("sliding_window_pattern") && !j["sliding_window_pattern"].is_null()) {
+    const int64_t p = get_int(j, "sliding_window_pattern", src);
+    if (p <= 0) fail("{}: sliding_window_pattern {} is not positive", src, p);
+    for (int64_t l = 0; l < L; ++l) c.local_layers.push_back((l + 1) % p != 0);
+  }
+}
+
+// Gemma 3's own fields: the MLP's activation, the attention scale, the local layers' RoPE base,
+// and the soft-capping it does not have (refused if a config asks for it).
+void read_gemma_fields(const nlohmann::json& j, const Family& fam, ModelConfig& c, const std::string& src) {
+  for (const char* key : {"hidden_act", "hidden_activation"}) {
+    const auto it = j.find(key);
+    if (it == j.end() || it->is_null()) continue;
+    const std::string want = fam.mlp_activation == Activation::Silu ? "silu" : "gelu_pytorch_tanh";
+    if (!it->is_string() || (it->get<std::string>() != want && !(want == "silu" && *it == "swish")))
+      fail("{}: {} {} is not supported for {} (it uses {})", src, key, it->dump(), fam.name, want);
+  }
+  for (const char* key : {"final_logit_softcapping", "attn_logit_softcapping"})
+    if (j.contains(key) && !j[key].is_null()) fail("{}: {} is not supported", src, key);
+  if (j.contains("use_bidirectional_attention") && j["use_bidirectional_attention"] == true)
+    fail("{}: use_bidirectional_attention (an encoder) is not supported", src);
+  if (fam.arch != Arch::Gemma3) return;
+  const double scalar = get_number_or(j, "query_pre_attn_scalar", 256.0, src);
+  if (!(scalar > 0.0)) fail("{}: query_pre_attn_scalar {} is not positive", src, scalar);
+  c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+  if (c.sliding_window > 0 && c.local_layers.empty() && c.n_layers > 0 && c.n_layers <= 4096)  // transformers' default
+    for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers.push_back((l + 1) % 6 != 0);
+  c.rope_local_theta = static_cast<float>(get_number_or(j, "rope_local_base_freq", 10000.0, src));
+  if (!(c.rope_local_theta > 0.0f)) fail("{}: rope_local_base_freq {} is not positive", src, c.rope_local_theta);
+}
+
 void check_sizes(const ModelConfig& c, const std::string& src) {
   if (c.hidden_size <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 ||
       c.intermediate_size <= 0 || c.vocab_size <= 0)
@@ -97,6 +142,8 @@ void check_sizes(const ModelConfig& c, const std::string& src) {
   if (c.n_heads % c.n_kv_heads != 0)
     fail("{}: {} attention heads are not a multiple of {} key/value heads", src, c.n_heads, c.n_kv_heads);
   if (c.head_dim % 2 != 0) fail("{}: head_dim {} is odd", src, c.head_dim);
+  if (!c.local_layers.empty() && static_cast<int64_t>(c.local_layers.size()) != c.n_layers)
+    fail("{}: {} layer types for {} layers", src, c.local_layers.size(), c.n_layers);
 }
 
 }  // namespace
@@ -141,12 +188,13 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
   if (fam->sliding_window) {
     c.sliding_window = get_int_or(j, "sliding_window", 0, src);
     if (c.sliding_window < 0) fail("{}: sliding_window {} is negative", src, c.sliding_window);
+    read_layer_types(j, c, src);
   } else if (j.contains("use_sliding_window") && j["use_sliding_window"] == true) {
     fail("{}: use_sliding_window (sliding-window attention in some layers) is not supported", src);
   }
   const auto tie = j.find("tie_word_embeddings");
   if (tie != j.end() && !tie->is_null() && !tie->is_boolean()) fail("{}: tie_word_embeddings is not a boolean", src);
-  c.tie_embeddings = tie != j.end() && tie->is_boolean() && tie->get<bool>();
+  c.tie_embeddings = tie != j.end() && tie->is_boolean() ? tie->get<bool>() : fam->tied_by_default;
   c.bos_token_id = static_cast<int32_t>(get_int_or(j, "bos_token_id", -1, src));
   const auto eos = j.find("eos_token_id");
   if (eos != j.end() && !eos->is_null()) {
@@ -158,6 +206,7 @@ ModelConfig config_from_hf_json(const nlohmann::json& j, const std::string& src)
       }
     else fail("{}: eos_token_id is neither an integer nor a list", src);
   }
+  read_gemma_fields(j, *fam, c, src);
   check_sizes(c, src);
   return c;
 }
@@ -209,6 +258,16 @@ ModelConfig config_from_gguf(const GgufFile& f) {
   if (emb.ne.size() != 2) fail("{}: token_embd.weight has {} dims, expected 2", f.path(), emb.ne.size());
   c.vocab_size = emb.ne[1];
   c.tie_embeddings = f.find_tensor("output.weight") == nullptr;
+  if (fam->sliding_window) c.sliding_window = f.get_int_or(a + "attention.sliding_window", 0);
+  if (c.sliding_window < 0) fail("{}: {}attention.sliding_window {} is negative", f.path(), a, c.sliding_window);
+  if (fam->arch == Arch::Gemma3) {
+    // What llama.cpp assumes for this architecture, with no key for it: every 6th layer global,
+    // the local layers' RoPE base 10000, the query scale 1/√head_dim.
+    if (c.sliding_window > 0 && c.n_layers > 0 && c.n_layers <= 4096)
+      for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers.push_back((l + 1) % 6 != 0);
+    c.rope_local_theta = 10000.0f;
+    if (c.head_dim > 0) c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  }
   c.bos_token_id = static_cast<int32_t>(f.get_int_or("tokenizer.ggml.bos_token_id", -1));
   if (f.has("tokenizer.ggml.eos_token_id"))
     c.eos_token_ids.push_back(static_cast<int32_t>(f.get_int("tokenizer.ggml.eos_token_id")));
@@ -219,6 +278,7 @@ ModelConfig config_from_gguf(const GgufFile& f) {
 std::vector<std::pair<std::string, Shape>> teacher_tensor_list(const ModelConfig& c) {
   const int64_t C = c.hidden_size, I = c.intermediate_size, d = c.head_dim;
   const int64_t q = c.n_heads * d, kv = c.n_kv_heads * d;
+  const Family& fam = family(c.arch);
   std::vector<std::pair<std::string, Shape>> out;
   out.emplace_back("model.embed_tokens.weight", Shape{c.vocab_size, C});
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -232,15 +292,17 @@ std::vector<std::pair<std::string, Shape>> teacher_tensor_list(const ModelConfig
       out.emplace_back(p + "self_attn.k_proj.bias", Shape{kv});
       out.emplace_back(p + "self_attn.v_proj.bias", Shape{kv});
     }
-    if (family(c.arch).qk_norm) {
+    if (fam.qk_norm) {
       out.emplace_back(p + "self_attn.q_norm.weight", Shape{d});
       out.emplace_back(p + "self_attn.k_norm.weight", Shape{d});
     }
     out.emplace_back(p + "self_attn.o_proj.weight", Shape{C, q});
-    out.emplace_back(p + "post_attention_layernorm.weight", Shape{C});
+    if (fam.post_attn_norm) out.emplace_back(p + fam.post_attn_norm + ".weight", Shape{C});
+    out.emplace_back(p + fam.mlp_norm + ".weight", Shape{C});
     out.emplace_back(p + "mlp.gate_proj.weight", Shape{I, C});
     out.emplace_back(p + "mlp.up_proj.weight", Shape{I, C});
     out.emplace_back(p + "mlp.down_proj.weight", Shape{C, I});
+    if (fam.post_mlp_norm) out.emplace_back(p + fam.post_mlp_norm + ".weight", Shape{C});
   }
   out.emplace_back("model.norm.weight", Shape{C});
   if (!c.tie_embeddings) out.emplace_back("lm_head.weight", Shape{c.vocab_size, C});

@@ -1,6 +1,6 @@
-// The parts of attention that differ by family (model/config.h), shared by the teacher and the
-// student's kept attention layers: the per-head q/k RMSNorm before RoPE, the sliding window, and
-// RoPE's frequency factors.
+// The parts of a decoder layer that differ by family (model/config.h), shared by the teacher and
+// the student: the per-head q/k RMSNorm before RoPE, the sliding window, RoPE's frequency factors,
+// the embedding's scale and the norms after attention and MLP.
 #pragma once
 
 #include <algorithm>
@@ -18,10 +18,20 @@ inline void head_rmsnorm(Ops& ops, Tensor x, const Tensor& w, int64_t heads, int
   ops.rmsnorm(rows, rows, w, eps);
 }
 
-// The first key a query at key index `at` may see: its document's first (doc_start), or the first
-// within the family's sliding window.
-inline int32_t first_key(const ModelConfig& c, int64_t doc_start, int64_t at) {
-  return static_cast<int32_t>(c.sliding_window > 0 ? std::max(doc_start, at - c.sliding_window + 1) : doc_start);
+// The first key a query at key index `at` may see in a layer with this window (0: none): its
+// document's first (doc_start), or the first within the window.
+inline int32_t first_key(int64_t window, int64_t doc_start, int64_t at) {
+  return static_cast<int32_t>(window > 0 ? std::max(doc_start, at - window + 1) : doc_start);
+}
+
+// x ← x·s where the family scales its embedding (s ≠ 1).
+inline void scale_embedding(Ops& ops, Tensor x, const ModelConfig& c) {
+  if (const float s = embed_scale(c); s != 1.0f) ops.scale(x, s);
+}
+
+// x ← RMSNorm(x)·w in place where the family has the norm (w present).
+inline void post_norm(Ops& ops, Tensor x, const Tensor& w, float eps) {
+  if (w.data) ops.rmsnorm(x, x, w, eps);
 }
 
 // The config's RoPE frequency factors on the device, for ops.rope; an empty tensor when it has none.

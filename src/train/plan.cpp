@@ -48,7 +48,7 @@ uint64_t student_workspace_bytes(const StudentConfig& cfg, int64_t rows, int64_t
 // Teacher::Workspace of `rows` tokens without logits (teacher_load.cpp).
 uint64_t teacher_workspace_bytes(const ModelConfig& c, int64_t rows) {
   const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
-  return 3 * f32(rows) + 3 * f32(rows, c.hidden_size) + 2 * f32(rows, q_dim) + 2 * f32(rows, kv_dim) +
+  return 4 * f32(rows) + 3 * f32(rows, c.hidden_size) + 2 * f32(rows, q_dim) + 2 * f32(rows, kv_dim) +
          2 * f32(rows, c.intermediate_size) + f32(0);
 }
 
@@ -65,7 +65,7 @@ uint64_t student_arena_bytes(const StudentConfig& cfg, int64_t B, int64_t T, con
   int64_t lowest = L + 1;
   for (const TensorSpec& s : student_tensor_list(cfg))
     if (student_tensor_trains(cfg, s.name, groups)) lowest = std::min(lowest, level_of(cfg, s.name));
-  uint64_t bytes = 4 * f32(R) + 16 * f32(R, C) + 2 * f32(B, H, N, N) + 2 * f32(B, C) + f32(P, B, T, C) + f32(R, max_rank);
+  uint64_t bytes = 5 * f32(R) + 16 * f32(R, C) + 2 * f32(B, H, N, N) + 2 * f32(B, C) + f32(P, B, T, C) + f32(R, max_rank);
   if (!align) bytes += f32(L + 1, R, C) + 4 * f32(R, C) + 3 * f32(R, F);  // residual stream, head and MLP gradients
   if (!cfg.pure_rwkv() && !align) {
     const int64_t qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
@@ -78,6 +78,8 @@ uint64_t student_arena_bytes(const StudentConfig& cfg, int64_t B, int64_t T, con
       if (cfg.has_gate) a += f32(R, cfg.gate_lora);
     }
     if (!align) a += 2 * f32(R, C) + 3 * f32(R, F);
+    const Family& fam = family(c.arch);  // outputs before their post norms
+    if (!align) a += (fam.post_attn_norm ? f32(R, C) : 0) + (fam.post_mlp_norm ? f32(R, C) : 0);
     return a;
   };
   bytes += acts(true);  // the shared set

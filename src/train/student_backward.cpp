@@ -2,6 +2,7 @@
 // forward, keeping their activations) and each block's backward, in reverse order.
 #include "train/student_backward.h"
 
+#include "model/family_parts.h"
 #include "train/student_backward_parts.h"
 
 namespace arwkv {
@@ -72,36 +73,45 @@ void StudentBackprop::tm_forward(const Layer& w, Acts& a, Tensor xn, Tensor out)
 
 // out = o_proj(attention(rope(q), rope(k), v)) per row, within documents: the kept teacher attention
 // (q and k normalised per head where the family does so).
-void StudentBackprop::attention_forward(const Layer& w, Tensor xn, Tensor out) {
+void StudentBackprop::attention_forward(int64_t l, Tensor xn, Tensor out) {
   Ops& ops = *ops_;
   Scratch& s = *s_;
   const ModelConfig& c = cfg_.base;
+  const Layer& w = student_->layers()[static_cast<size_t>(l)];
   const int H = static_cast<int>(c.n_heads), Hkv = static_cast<int>(c.n_kv_heads), d = static_cast<int>(c.head_dim);
   ops.matmul(s.q, xn, w.wq, bias_or_null(w.bq));
   ops.matmul(s.kq, xn, w.wk, bias_or_null(w.bk));
   ops.matmul(s.vq, xn, w.wv, bias_or_null(w.bv));
   head_rmsnorm(ops, s.q, w.q_norm, H, d, c.rms_eps);
   head_rmsnorm(ops, s.kq, w.k_norm, Hkv, d, c.rms_eps);
-  ops.rope(s.q, s.pos, H, d, c.rope_theta, student().rope_factors());
-  ops.rope(s.kq, s.pos, Hkv, d, c.rope_theta, student().rope_factors());
-  const AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = 0};
+  const float theta = layer_rope_theta(c, l);
+  ops.rope(s.q, s.pos, H, d, theta, student().rope_factors());
+  ops.rope(s.kq, s.pos, Hkv, d, theta, student().rope_factors());
+  const AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = 0, .scale = c.attn_scale};
+  const Tensor& key_start = is_local_layer(c, l) ? s.key_start_local : s.key_start;
   for (int64_t b = 0; b < B_; ++b) {
     const int64_t r0 = b * T_, r1 = r0 + T_;
     ops.attention(s.att.slice_rows(r0, r1), s.q.slice_rows(r0, r1), s.kq.slice_rows(r0, r1), s.vq.slice_rows(r0, r1),
-                  s.key_start.slice_rows(r0, r1), args);
+                  key_start.slice_rows(r0, r1), args);
   }
   ops.matmul(out, s.att, w.wo);
 }
 
-// x_out = x_mid + down(silu(gate(xn2)) ⊙ up(xn2)), xn2 = RMSNorm₂(x_mid).
+// x_out = x_mid + [post-norm] down(act(gate(xn2)) ⊙ up(xn2)), xn2 = RMSNorm₂(x_mid).
 void StudentBackprop::mlp_forward(const Layer& w, Acts& a, Tensor x_mid, Tensor x_out) {
   Ops& ops = *ops_;
-  ops.rmsnorm(a.xn2, x_mid, w.mlp_norm, cfg_.base.rms_eps);
+  const ModelConfig& c = cfg_.base;
+  ops.rmsnorm(a.xn2, x_mid, w.mlp_norm, c.rms_eps);
   ops.matmul(a.gate, a.xn2, w.w_gate);
   ops.matmul(a.up, a.xn2, w.w_up);
-  ops.silu_mul(a.h, a.gate, a.up);
-  ops.copy(x_out, x_mid);
-  ops.matmul(x_out, a.h, w.w_down, nullptr, /*accumulate=*/true);
+  ops.glu(a.h, a.gate, a.up, family(c.arch).mlp_activation);
+  if (!present(w.post_mlp_norm)) {
+    ops.copy(x_out, x_mid);
+    return ops.matmul(x_out, a.h, w.w_down, nullptr, /*accumulate=*/true);
+  }
+  ops.matmul(a.m_pre, a.h, w.w_down);
+  ops.rmsnorm(s_->o, a.m_pre, w.post_mlp_norm, c.rms_eps);  // the block's output is no longer needed
+  ops.add(x_out, x_mid, s_->o);
 }
 
 // resid[l + 1] from resid[l].
@@ -112,8 +122,10 @@ void StudentBackprop::layer_forward(int64_t l) {
   const Tensor x = s_->resid.slice_rows(l, l + 1).reshape({rows(), cfg_.base.hidden_size});
   const Tensor x_out = s_->resid.slice_rows(l + 1, l + 2).reshape({rows(), cfg_.base.hidden_size});
   ops.rmsnorm(a.xn, x, w.attn_norm, cfg_.base.rms_eps);
-  if (w.wkv) tm_forward(w, a, a.xn, s_->o);
-  else attention_forward(w, a.xn, s_->o);
+  const bool post = present(w.post_attn_norm);  // the block writes o_pre, normed into o
+  if (w.wkv) tm_forward(w, a, a.xn, post ? a.o_pre : s_->o);
+  else attention_forward(l, a.xn, post ? a.o_pre : s_->o);
+  if (post) ops_->rmsnorm(s_->o, a.o_pre, w.post_attn_norm, cfg_.base.rms_eps);
   ops.add(a.x_mid, x, s_->o);
   mlp_forward(w, a, a.x_mid, x_out);
 }
@@ -124,6 +136,7 @@ void StudentBackprop::forward(std::span<const int32_t> ids) {
   const int64_t L = cfg_.base.n_layers, R = rows(), C = cfg_.base.hidden_size;
   ops_->upload(s_->ids, ids.data());
   ops_->embedding(s_->resid.slice_rows(0, 1).reshape({R, C}), student_->embedding(), s_->ids);
+  scale_embedding(*ops_, s_->resid.slice_rows(0, 1).reshape({R, C}), cfg_.base);
   for (int64_t l = 0; l < L; ++l) layer_forward(l);
   ops_->rmsnorm(s_->xf, s_->resid.slice_rows(L, L + 1).reshape({R, C}), student_->final_norm(), cfg_.base.rms_eps);
 }
@@ -211,8 +224,14 @@ void StudentBackprop::tm_backward(const Layer& w, const Layer& g, Acts& a, Tenso
 void StudentBackprop::mlp_backward(const Layer& w, const Layer& g, Acts& a, Tensor x_mid, Tensor dx) {
   Ops& ops = *ops_;
   Scratch& s = *s_;
-  ops.matmul_backward(s.dhf, g.w_down, Tensor{}, dx, a.h, w.w_down);
-  ops.silu_mul_backward(s.dgate, s.dup, s.dhf, a.gate, a.up);
+  const ModelConfig& c = cfg_.base;
+  Tensor dm = dx;  // the gradient of down(...): dx itself, or through the post norm (into dxn, free here)
+  if (present(w.post_mlp_norm)) {
+    ops.rmsnorm_backward(s.dxn, g.post_mlp_norm, dx, a.m_pre, w.post_mlp_norm, c.rms_eps);
+    dm = s.dxn;
+  }
+  ops.matmul_backward(s.dhf, g.w_down, Tensor{}, dm, a.h, w.w_down);
+  ops.glu_backward(s.dgate, s.dup, s.dhf, a.gate, a.up, family(c.arch).mlp_activation);
   ops.matmul_backward(s.dxn2, g.w_gate, Tensor{}, s.dgate, a.xn2, w.w_gate);
   ops.matmul_backward(s.dxn2, g.w_up, Tensor{}, s.dup, a.xn2, w.w_up, /*accumulate_dx=*/true);
   ops.rmsnorm_backward(dx, g.mlp_norm, s.dxn2, x_mid, w.mlp_norm, cfg_.base.rms_eps, /*accumulate_dx=*/true);
@@ -229,7 +248,13 @@ void StudentBackprop::layer_backward(int64_t l) {
     ARWKV_ASSERT(l == lowest_, "a gradient must not pass the kept attention of layer {}", l);
     return;
   }
-  tm_backward(w, g, a, a.xn, s_->dx, s_->dxn);  // x_mid = x + o: o's gradient is x_mid's
+  // x_mid = x + o: o's gradient is x_mid's (through the post norm into s.o, free here, where there is one)
+  Tensor dout = s_->dx;
+  if (present(w.post_attn_norm)) {
+    ops_->rmsnorm_backward(s_->o, g.post_attn_norm, s_->dx, a.o_pre, w.post_attn_norm, cfg_.base.rms_eps);
+    dout = s_->o;
+  }
+  tm_backward(w, g, a, a.xn, dout, s_->dxn);
   const Tensor x = s_->resid.slice_rows(l, l + 1).reshape({rows(), cfg_.base.hidden_size});
   ops_->rmsnorm_backward(s_->dx, g.attn_norm, s_->dxn, x, w.attn_norm, cfg_.base.rms_eps, /*accumulate_dx=*/true);
 }
@@ -247,7 +272,10 @@ void StudentBackprop::backward() {
   ops_->rmsnorm_backward(s_->dx, d_final_norm_, s_->dxf, s_->resid.slice_rows(L, L + 1).reshape({R, C}),
                          student_->final_norm(), cfg_.base.rms_eps);
   for (int64_t l = L - 1; l >= std::max<int64_t>(lowest_, 0); --l) layer_backward(l);
-  if (present(d_embed_) && lowest_ < 0) ops_->embedding_backward(d_embed_, s_->dx, s_->ids);
+  if (present(d_embed_) && lowest_ < 0) {
+    if (const float scale = embed_scale(cfg_.base); scale != 1.0f) ops_->scale(s_->dx, scale);
+    ops_->embedding_backward(d_embed_, s_->dx, s_->ids);
+  }
 }
 
 void StudentBackprop::time_mix_backward(int64_t layer, Tensor dout) {

@@ -109,7 +109,7 @@ class StudentBackprop {
   void tm_backward(const Layer& w, const Layer& g, Acts& a, Tensor xn, Tensor dout, Tensor dxn);
   void lora_backward(Tensor dx, Tensor dfirst, Tensor dsecond, Tensor dbias, Tensor dout, Tensor hidden,
                      Tensor x, Tensor first, Tensor second, void (Ops::*activation_backward)(Tensor, Tensor, Tensor));
-  void attention_forward(const Layer& w, Tensor xn, Tensor out);
+  void attention_forward(int64_t layer, Tensor xn, Tensor out);
   void mlp_forward(const Layer& w, Acts& a, Tensor x_mid, Tensor x_out);
   void mlp_backward(const Layer& w, const Layer& g, Acts& a, Tensor x_mid, Tensor dx);
 

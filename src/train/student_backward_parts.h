@@ -16,13 +16,16 @@ struct StudentBackprop::Acts {
   Tensor w_logit, a_logit, v_logit, g;
   Tensor y_wkv, y;                                // the WKV-7 output, and after wkv7_output
   Tensor x_mid, xn2;                              // x + TimeMix(xn), RMSNorm₂(x_mid)
-  Tensor gate, up, h;                             // [R, F]: MLP gate, up, silu(gate) ⊙ up
+  Tensor gate, up, h;                             // [R, F]: MLP gate, up, act(gate) ⊙ up
+  Tensor o_pre, m_pre;                            // the block's and the MLP's outputs before their post
+                                                  // norms (families that have them)
 };
 
 // In an align pass (time-mix blocks on their own) resid, xf, dx, dxf, dxn2, dhf, dgate, dup and the
 // kept-attention buffers stay empty.
 struct StudentBackprop::Scratch {
   Tensor ids, resets, pos, key_start;             // I32 [R] (positions and first keys are row-relative)
+  Tensor key_start_local;                         // I32 [R]: first keys within the sliding window
   Tensor resid;                                   // [L+1, R, C]: every layer's input, and the last output
   Tensor xf, o;                                   // final normed hidden; a block's output
   Tensor v_first, dv_first;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "model/family_parts.h"
 #include "model/student/student_config.h"
 #include "train/student_backward_parts.h"
 
@@ -37,7 +38,6 @@ constexpr const char* kMixKeys[] = {"x_r", "x_w", "x_k", "x_v", "x_a", "x_g"};
 
 const FieldInfo kFields[] = {
     {"input_layernorm.weight", &Student::Layer::attn_norm, "norm", false},
-    {"post_attention_layernorm.weight", &Student::Layer::mlp_norm, "norm", false},
     {"mlp.gate_proj.weight", &Student::Layer::w_gate, "mlp", true},
     {"mlp.up_proj.weight", &Student::Layer::w_up, "mlp", true},
     {"mlp.down_proj.weight", &Student::Layer::w_down, "mlp", true},
@@ -81,6 +81,15 @@ int64_t split_layer_name(const std::string& name, std::string* key) {
   return std::stoll(name.substr(prefix.size(), dot - prefix.size()));
 }
 
+// The norms around the MLP, named by the family: their place in Student::Layer, or nullptr.
+Tensor Student::Layer::* family_norm(const Family& fam, const std::string& key) {
+  auto is = [&](const char* name) { return name && key == std::string(name) + ".weight"; };
+  if (is(fam.mlp_norm)) return &Student::Layer::mlp_norm;
+  if (is(fam.post_attn_norm)) return &Student::Layer::post_attn_norm;
+  if (is(fam.post_mlp_norm)) return &Student::Layer::post_mlp_norm;
+  return nullptr;
+}
+
 bool wants(const std::vector<std::string>& groups, const std::string& g) {
   return std::find(groups.begin(), groups.end(), g) != groups.end();
 }
@@ -116,6 +125,9 @@ StudentWeight describe_student_weight(const Student& student, const std::string&
     w.value = layer.mix.slice_rows(w.plane, w.plane + 1), w.group = "time_mix";
     return w;
   }
+  if (Tensor Student::Layer::* norm = family_norm(family(cfg.base.arch), key)) {
+    w.field = norm, w.value = layer.*norm, w.group = "norm";
+  }
   for (const FieldInfo& f : kFields)
     if (key == f.key) {
       w.field = f.field, w.value = layer.*(f.field), w.group = f.group, w.decay = f.decay;
@@ -135,6 +147,7 @@ bool student_tensor_trains(const StudentConfig& cfg, const std::string& name, co
     return false;
   }
   if (key.rfind("self_attn.time_mixer.", 0) == 0) return wants(groups, "time_mix");
+  if (family_norm(family(cfg.base.arch), key)) return wants(groups, "norm");
   for (const FieldInfo& f : kFields)
     if (key == f.key) return wants(groups, f.group);
   return false;
@@ -227,7 +240,7 @@ void StudentBackprop::carve(char* base, size_t* bytes) {
   const Shape rc{R, C}, rf{R, F}, i32{R}, planes{P, B_, T_, C};
   Carver cv{base, 0, ops_->device()};
   Scratch& s = *s_;
-  for (Tensor* t : {&s.ids, &s.resets, &s.pos, &s.key_start}) *t = cv.take(i32, DType::I32);
+  for (Tensor* t : {&s.ids, &s.resets, &s.pos, &s.key_start, &s.key_start_local}) *t = cv.take(i32, DType::I32);
   // Align passes run time-mix blocks on their own: no residual stream, head or MLP gradients.
   if (!align_) s.resid = cv.take(Shape{L + 1, R, C});
   for (Tensor* t : {&s.o, &s.v_first, &s.dv_first, &s.zeros, &s.dxn, &s.dr, &s.dk, &s.dv, &s.dw, &s.da, &s.db, &s.dy,
@@ -264,6 +277,8 @@ void StudentBackprop::carve(char* base, size_t* bytes) {
     if (align_) return;
     a.x_mid = cv.take(rc), a.xn2 = cv.take(rc);
     for (Tensor* t : {&a.gate, &a.up, &a.h}) *t = cv.take(rf);
+    if (family(c.arch).post_attn_norm) a.o_pre = cv.take(rc);
+    if (family(c.arch).post_mlp_norm) a.m_pre = cv.take(rc);
   };
   // Stored mode keeps every layer a backward visits; the others (and recompute mode) share one set.
   acts_.assign(static_cast<size_t>(L), Acts{});
@@ -291,14 +306,15 @@ void StudentBackprop::begin(int64_t B, int64_t T, std::span<const int32_t> reset
   carve(static_cast<char*>(arena_.data()), &bytes);
   align_inputs_.assign(static_cast<size_t>(cfg_.base.n_layers), Tensor{});
 
-  std::vector<int32_t> pos(resets.size()), key_start(resets.size());
+  std::vector<int32_t> pos(resets.size()), key_start(resets.size()), key_start_local(resets.size());
   any_reset_ = false;
   for (int64_t b = 0; b < B; ++b) {
     int32_t start = 0;
     for (int64_t t = 0; t < T; ++t) {
       const size_t i = static_cast<size_t>(b * T + t);
       if (t > 0 && resets[i] != 0) start = static_cast<int32_t>(t), any_reset_ = true;
-      key_start[i] = first_key(cfg_.base, start, t);
+      key_start[i] = start;
+      key_start_local[i] = first_key(cfg_.base.sliding_window, start, t);
       pos[i] = static_cast<int32_t>(t) - start;
     }
   }
@@ -307,6 +323,7 @@ void StudentBackprop::begin(int64_t B, int64_t T, std::span<const int32_t> reset
   ops_->upload(s_->resets, resets_.data());
   ops_->upload(s_->pos, pos.data());
   ops_->upload(s_->key_start, key_start.data());
+  ops_->upload(s_->key_start_local, key_start_local.data());
   const std::vector<float> zeros(static_cast<size_t>(std::max(s_->zeros.numel(), s_->zero_state.numel())), 0.0f);
   for (const Tensor* t : {&s_->zeros, &s_->zero_state, &s_->zero_x_prev, &s_->dv_first})
     ops_->upload(*t, zeros.data());

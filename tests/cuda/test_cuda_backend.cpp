@@ -114,10 +114,13 @@ TEST_P(CudaBackend, ElementWise) {
   const Shape s{7, 301};
   compare("tanh", {rnd(s, 1), rnd(s, 2, -4, 4)}, [](Ops& o, std::vector<Tensor>& t) { o.tanh(t[0], t[1]); });
   compare("sigmoid", {rnd(s, 3), rnd(s, 4, -9, 9)}, [](Ops& o, std::vector<Tensor>& t) { o.sigmoid(t[0], t[1]); });
-  compare("silu_mul", {rnd(s, 5), rnd(s, 6, -5, 5), rnd(s, 7)},
-          [](Ops& o, std::vector<Tensor>& t) { o.silu_mul(t[0], t[1], t[2]); });
-  compare("silu_mul_backward", {rnd(s, 8), rnd(s, 9), rnd(s, 10), rnd(s, 11, -5, 5), rnd(s, 12)},
-          [](Ops& o, std::vector<Tensor>& t) { o.silu_mul_backward(t[0], t[1], t[2], t[3], t[4]); });
+  for (Activation act : {Activation::Silu, Activation::GeluTanh}) {
+    SCOPED_TRACE(static_cast<int>(act));
+    compare("glu", {rnd(s, 5), rnd(s, 6, -5, 5), rnd(s, 7)},
+            [act](Ops& o, std::vector<Tensor>& t) { o.glu(t[0], t[1], t[2], act); });
+    compare("glu_backward", {rnd(s, 8), rnd(s, 9), rnd(s, 10), rnd(s, 11, -5, 5), rnd(s, 12)},
+            [act](Ops& o, std::vector<Tensor>& t) { o.glu_backward(t[0], t[1], t[2], t[3], t[4], act); });
+  }
   compare("tanh/sigmoid backward", {rnd(s, 13), rnd(s, 14), rnd(s, 15, 0, 1), rnd(s, 16)},
           [](Ops& o, std::vector<Tensor>& t) {
             o.tanh_backward(t[0], t[1], t[2]);
@@ -225,7 +228,7 @@ TEST_P(CudaBackend, TeacherAndStudentLogits) {
     ids.push_back((i * 37 + 11) % 60);
     docs.push_back(i < 20 ? 0 : 1);
   }
-  for (const char* name : {"qwen2_tiny", "llama_tiny", "qwen3_tiny", "llama3_tiny", "mistral_tiny"}) {
+  for (const char* name : {"qwen2_tiny", "llama_tiny", "qwen3_tiny", "llama3_tiny", "mistral_tiny", "gemma3_tiny"}) {
     auto ck = Checkpoint::open(test::data_path(std::string("teacher/") + name));
     const HostTensor want = Teacher(*ck, *cpu).forward(ids, docs), got = Teacher(*ck, *gpu).forward(ids, docs);
     EXPECT_LT(max_rel_error(got.values, want.values), kModelTol) << name;

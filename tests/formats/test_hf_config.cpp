@@ -102,6 +102,64 @@ TEST(HfConfig, Qwen3HasHeadNormsAndItsOwnHeadDim) {
   EXPECT_EQ(list[7].second, (Shape{1024, 2048}));
 }
 
+// Gemma 3 270M's config.json (transformers' Gemma3TextConfig), with the older sliding_window_pattern
+// in place of layer_types: every sixth layer global, the others local with their own RoPE base.
+TEST(HfConfig, Gemma3LayersAndNorms) {
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "vocab_size": 262144, "hidden_size": 640,
+    "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+    "head_dim": 256, "query_pre_attn_scalar": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+    "rope_scaling": null, "sliding_window": 512, "sliding_window_pattern": 6, "rms_norm_eps": 1e-06,
+    "attn_logit_softcapping": null, "final_logit_softcapping": null, "tie_word_embeddings": true,
+    "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0})");
+  const ModelConfig c = config_from_hf_json(j, "config.json");
+  EXPECT_EQ(c.arch, Arch::Gemma3);
+  EXPECT_EQ(c.sliding_window, 512);
+  ASSERT_EQ(c.local_layers.size(), 18u);
+  for (int64_t l = 0; l < 18; ++l) {
+    EXPECT_EQ(is_local_layer(c, l), l % 6 != 5) << l;
+    EXPECT_EQ(layer_window(c, l), l % 6 != 5 ? 512 : 0);
+    EXPECT_EQ(layer_rope_theta(c, l), l % 6 != 5 ? 10000.0f : 1e6f);
+  }
+  EXPECT_TRUE(has_global_layers(c));
+  EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / 16.0f);
+  EXPECT_FLOAT_EQ(embed_scale(c), std::sqrt(640.0f));
+  const auto list = teacher_tensor_list(c);
+  EXPECT_EQ(list.size(), 1 + 18 * 13 + 1u);  // tied; per layer 9 of Llama's, q/k norms, two post norms
+  EXPECT_EQ(list[7].first, "model.layers.0.self_attn.o_proj.weight");
+  EXPECT_EQ(list[8].first, "model.layers.0.post_attention_layernorm.weight");
+  EXPECT_EQ(list[9].first, "model.layers.0.pre_feedforward_layernorm.weight");
+  EXPECT_EQ(list[13].first, "model.layers.0.post_feedforward_layernorm.weight");
+  const auto error_of = [](const nlohmann::json& bad) -> std::string {
+    try {
+      config_from_hf_json(bad, "gemma/config.json");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  nlohmann::json bad = j;
+  bad["hidden_activation"] = "silu";
+  EXPECT_NE(error_of(bad).find("hidden_activation \"silu\" is not supported for gemma3 (it uses gelu_pytorch_tanh)"),
+            std::string::npos)
+      << error_of(bad);
+  bad = j;
+  bad["final_logit_softcapping"] = 30.0;
+  EXPECT_NE(error_of(bad).find("final_logit_softcapping is not supported"), std::string::npos);
+  bad = j;
+  bad["layer_types"] = {"sliding_attention", "full_attention"};
+  EXPECT_NE(error_of(bad).find("'layer_types' should list 18 layers"), std::string::npos) << error_of(bad);
+  bad["layer_types"] = std::vector<std::string>(18, "chunked_attention");
+  EXPECT_NE(error_of(bad).find("layer type \"chunked_attention\" is not supported"), std::string::npos);
+  bad = j;
+  bad["query_pre_attn_scalar"] = 0;
+  EXPECT_NE(error_of(bad).find("query_pre_attn_scalar 0 is not positive"), std::string::npos);
+  bad = smollm2_like();
+  bad["hidden_act"] = "gelu";
+  EXPECT_NE(error_of(bad).find("hidden_act \"gelu\" is not supported for llama (it uses silu)"), std::string::npos);
+}
+
 TEST(HfConfig, Errors) {
   const auto error_of = [](const nlohmann::json& j) -> std::string {
     try {
@@ -112,8 +170,8 @@ TEST(HfConfig, Errors) {
     return "";
   };
   nlohmann::json j = smollm2_like();
-  j["model_type"] = "gemma3";
-  EXPECT_NE(error_of(j).find("unsupported architecture gemma3 (known: llama, qwen2, qwen3, mistral)"), std::string::npos);
+  j["model_type"] = "gemma2";
+  EXPECT_NE(error_of(j).find("unsupported architecture gemma2 (known: llama, qwen2, qwen3, mistral, gemma3)"), std::string::npos);
   j = smollm2_like();
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   EXPECT_NE(error_of(j).find("yarn"), std::string::npos);

@@ -2,7 +2,9 @@
 // random models (Qwen2 with biases and an untied head in F32; Llama with tied embeddings in BF16;
 // Qwen3 with per-head q/k norms and an attention wider than the hidden size, in F32; Llama with
 // Llama 3's scaled RoPE frequencies, from config.json's rope_scaling and GGUF's rope_freqs; Mistral
-// with a sliding window of 4 keys, safetensors only: llama.cpp's GGUF of Mistral has no window),
+// with a sliding window of 4 keys, safetensors only: llama.cpp's GGUF of Mistral has no window;
+// Gemma 3 with its scaled embedding, (1 + w) norms around attention and MLP, GeGLU, q/k norms and
+// local and global layers with their own RoPE bases),
 // loaded from safetensors, GGUF F32 and GGUF Q8_0, and the per-layer attention capture.
 // Q8_0 is compared with the oracle run on the dequantized Q8_0 weights, so it is held to the same
 // 1e-4; against the unquantized oracle it is only checked to be close (Q8_0 moves logits ~3%).
@@ -86,7 +88,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TeacherOracleTest,
                                            Case{"qwen3_tiny", "model-f32.gguf"},
                                            Case{"qwen3_tiny", "model-q8_0.gguf"}, Case{"llama3_tiny", ""},
                                            Case{"llama3_tiny", "model-f32.gguf"},
-                                           Case{"llama3_tiny", "model-q8_0.gguf"}, Case{"mistral_tiny", ""}),
+                                           Case{"llama3_tiny", "model-q8_0.gguf"}, Case{"mistral_tiny", ""},
+                                           Case{"gemma3_tiny", ""}, Case{"gemma3_tiny", "model-f32.gguf"},
+                                           Case{"gemma3_tiny", "model-q8_0.gguf"}),
                          [](const auto& info) {
                            std::string f = info.param.file.empty() ? "safetensors" : info.param.file;
                            std::string n = info.param.model + "_" + f.substr(0, f.find(".gguf"));

@@ -266,14 +266,15 @@ TEST_F(ConvertTest, KeptAttentionLayersKeepTheTeachersWeights) {
   EXPECT_TRUE(student->has(time_mixer_name(1, "ln_x.weight")));
 }
 
-// Teachers whose attention differs by family: Qwen3 (per-head q/k norms) and Llama 3 (scaled RoPE
+// Teachers whose layers differ by family: Qwen3 (per-head q/k norms) and Llama 3 (scaled RoPE
 // frequencies), both 128 wide over a hidden size of 64, so transfer is refused; Mistral (a sliding
-// window of 4 keys). A student keeping layer 0's attention, its last layer's time mixing silenced
-// (output.weight zero), gives the logits transformers gives with that layer's o_proj zeroed, from
-// the safetensors and (where there is one) the GGUF teacher alike.
+// window of 4 keys); Gemma 3 (norms after attention and MLP, GeGLU, a scaled embedding, five local
+// layers and a global one). A student keeping every layer's attention but the last's, whose time
+// mixing is silenced (output.weight zero), gives the logits transformers gives with that layer's
+// o_proj zeroed, from the safetensors and (where there is one) the GGUF teacher alike.
 TEST_F(ConvertTest, HybridStudentsKeepTheirFamilysAttention) {
   const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 299, 0, 45, 45, 180, 7, 211};  // the oracle's sequence 0
-  for (const std::string model : {"qwen3_tiny", "llama3_tiny", "mistral_tiny"}) {
+  for (const std::string model : {"qwen3_tiny", "llama3_tiny", "mistral_tiny", "gemma3_tiny"}) {
     ConvertOptions o;
     o.teacher = teacher_dir(model);
     o.out = dir(model + "_transfer");
@@ -286,21 +287,27 @@ TEST_F(ConvertTest, HybridStudentsKeepTheirFamilysAttention) {
     o.teacher = teacher_dir(teacher);
     o.out = dir(fmt::format("{}_{}", model, teacher.size()));
     o.init = InitKind::Arwkv;
-    o.keep_attention = {0};
-    const ConvertReport report = convert_teacher(o);
     const ModelConfig tc = Checkpoint::open(o.teacher)->config();
+    const int last = static_cast<int>(tc.n_layers) - 1;
+    o.keep_attention.clear();
+    for (int l = 0; l < last; ++l) o.keep_attention.push_back(l);
+    const ConvertReport report = convert_teacher(o);
     expect_reloads(o.out, tc, report);
     const auto converted = StudentCheckpoint::open(o.out);
     EXPECT_EQ(converted->config().base.arch, tc.arch);
     EXPECT_EQ(converted->config().base.rope_freq_factors, tc.rope_freq_factors);
     EXPECT_EQ(tc.rope_freq_factors.empty(), model != "llama3_tiny");
-    EXPECT_EQ(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")), model == "qwen3_tiny");
-    EXPECT_FALSE(converted->has(layer_tensor_name(1, "self_attn.k_norm.weight")));
-    EXPECT_EQ(converted->config().base.sliding_window, model == "mistral_tiny" ? 4 : 0);
+    EXPECT_EQ(converted->has(layer_tensor_name(0, "self_attn.q_norm.weight")), family(tc.arch).qk_norm);
+    EXPECT_FALSE(converted->has(layer_tensor_name(last, "self_attn.k_norm.weight")));
+    EXPECT_EQ(converted->has(layer_tensor_name(last, "post_feedforward_layernorm.weight")), model == "gemma3_tiny");
+    EXPECT_EQ(converted->config().base.sliding_window, model == "mistral_tiny" || model == "gemma3_tiny" ? 4 : 0);
+    EXPECT_EQ(converted->config().base.local_layers, tc.local_layers);
+    EXPECT_EQ(converted->config().base.rope_local_theta, tc.rope_local_theta);
+    EXPECT_EQ(converted->config().base.attn_scale, tc.attn_scale);
     const std::string silenced = o.out + "-silenced";
     write_student_checkpoint(silenced, converted->config(), [&](const TensorSpec& s) {
       HostTensor t = converted->load(s.name);
-      if (s.name == time_mixer_name(1, "output.weight")) std::fill(t.values.begin(), t.values.end(), 0.0f);
+      if (s.name == time_mixer_name(last, "output.weight")) std::fill(t.values.begin(), t.values.end(), 0.0f);
       return t;
     });
     const auto ckpt = StudentCheckpoint::open(silenced);

@@ -4,6 +4,10 @@
 // checkpoint's (HF) layout.
 #pragma once
 
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -11,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/convert.h"
 #include "formats/checkpoint.h"
 #include "model/student/student_checkpoint.h"
 #include "test_util.h"
@@ -63,6 +68,25 @@ inline std::unique_ptr<StudentObjective> make_oracle_objective(const std::string
                      .ce_weight = opt["ce_weight"].get<float>()};
   return std::make_unique<KdObjective>(load_grad_student(student, ops), load_grad_teacher(ops), groups, kd, recompute);
 }
+
+// A pure time-mix student of the tiny Gemma 3 teacher (tests/data/teacher/gemma3_tiny), made by
+// convert in a temporary directory for the life of the object.
+struct GemmaStudent {
+  std::string dir = (std::filesystem::temp_directory_path() / fmt::format("arwkv_gemma_student_{}", getpid())).string();
+  GemmaStudent() {
+    std::filesystem::remove_all(dir);
+    ConvertOptions o;
+    o.teacher = data_path("teacher/gemma3_tiny");
+    o.out = dir;
+    o.init = InitKind::Arwkv;
+    o.lora_ranks = LoraRanks{8, 8, 8, 8};
+    o.seed = 5;
+    convert_teacher(o);
+  }
+  ~GemmaStudent() { std::filesystem::remove_all(dir); }
+  GemmaStudent(const GemmaStudent&) = delete;
+  GemmaStudent& operator=(const GemmaStudent&) = delete;
+};
 
 // A tensor's values on the host, LoRA matrices transposed back to the stored [in, out].
 inline std::vector<float> stored_layout(const Student& s, const std::string& name, const Tensor& t) {

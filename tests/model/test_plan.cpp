@@ -11,8 +11,10 @@ namespace {
 
 TEST(Plan, ArenaBytesEqualStudentBackprop) {
   std::unique_ptr<Ops> ops = make_cpu_ops();
-  for (const char* name : {"gn_untied", "gate_tied"}) {
-    auto student = test::load_grad_student(name, *ops);
+  const test::GemmaStudent gemma;  // norms after the time mixing and the MLP
+  for (const std::string name : {"gn_untied", "gate_tied", "gemma3"}) {
+    auto student = name == "gemma3" ? std::make_unique<Student>(*StudentCheckpoint::open(gemma.dir), *ops)
+                                    : test::load_grad_student(name, *ops);
     const StudentConfig& cfg = student->student_config();
     for (const std::vector<std::string>& groups :
          {std::vector<std::string>{"time_mix"}, {"mlp", "norm"}, {"head"}, test::kAllGroups})

@@ -1,6 +1,6 @@
-// The real default teacher (SmolLM2-135M-Instruct, Q4_1 GGUF) against transformers loading the
-// same file (tools/oracle/make_real_teacher_logits.py): same token ids from our tokenizer, same
-// top-10 next tokens, and logits within a stated tolerance.
+// The real teachers (SmolLM2-135M-Instruct Q4_1, the default; Gemma 3 270M Q4_K_M) against
+// transformers loading the same file (tools/oracle/make_real_teacher_logits.py): same token ids
+// from our tokenizer, same top-10 next tokens, and logits within a stated tolerance.
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -19,11 +19,17 @@ namespace {
 // layers. Logits here are O(20); 2e-3 absolute is ~1e-4 of their range.
 constexpr double kLogitTolerance = 2e-3;
 
-struct RealTeacher : ::testing::Test {
-  void SetUp() override {
-    path = test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf");
-    ARWKV_REQUIRE_FILE(path);
-    std::ifstream in(test::data_path("real/smollm2_logits.json"));
+struct RealModel {
+  const char* gguf;
+  const char* logits_json;
+};
+
+void PrintTo(const RealModel& m, std::ostream* os) { *os << m.gguf; }
+
+struct RealTeacherBase {
+  void load(const RealModel& m) {
+    path = test::model_path(m.gguf);
+    std::ifstream in(test::data_path(std::string("real/") + m.logits_json));
     ref = nlohmann::json::parse(in);
     ck = Checkpoint::open(path);
     ops = make_cpu_ops();
@@ -38,13 +44,27 @@ struct RealTeacher : ::testing::Test {
   std::unique_ptr<Tokenizer> tok;
 };
 
+struct RealTeacher : ::testing::Test, RealTeacherBase {
+  void SetUp() override {
+    ARWKV_REQUIRE_FILE(test::model_path("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    load({"SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_logits.json"});
+  }
+};
+
+struct RealTeachers : ::testing::TestWithParam<RealModel>, RealTeacherBase {
+  void SetUp() override {
+    ARWKV_REQUIRE_FILE(test::model_path(GetParam().gguf));
+    load(GetParam());
+  }
+};
+
 }  // namespace
 
-TEST_F(RealTeacher, NextTokenLogitsMatchTransformers) {
+TEST_P(RealTeachers, NextTokenLogitsMatchTransformers) {
   for (const auto& c : ref["cases"]) {
     SCOPED_TRACE(c["prompt"].get<std::string>());
-    std::vector<int32_t> ids = tok->encode(c["prompt"].get<std::string>());
-    ASSERT_EQ(ids, c["ids"].get<std::vector<int32_t>>());
+    const std::vector<int32_t> ids = c["ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(tok->encode(c["prompt"].get<std::string>()), ids);
     HostTensor logits = teacher->forward(ids);
     const int64_t V = logits.shape[1];
     const float* last = logits.values.data() + (static_cast<int64_t>(ids.size()) - 1) * V;
@@ -66,6 +86,14 @@ TEST_F(RealTeacher, NextTokenLogitsMatchTransformers) {
     EXPECT_NEAR(mean / static_cast<double>(V), c["last_mean"].get<double>(), 1e-3);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, RealTeachers,
+                         ::testing::Values(RealModel{"SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_logits.json"},
+                                           RealModel{"gemma-3-270m.Q4_K_M.gguf", "gemma3_logits.json"}),
+                         [](const auto& info) {
+                           const std::string json = info.param.logits_json;
+                           return json.substr(0, json.find('_'));
+                         });
 
 TEST_F(RealTeacher, IncrementalDecodeEqualsWholeSequence) {
   std::vector<int32_t> ids = tok->encode("The quick brown fox jumps over the lazy dog because");

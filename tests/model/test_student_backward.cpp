@@ -38,10 +38,8 @@ void add_direction(Ops& ops, const Parameter& p, const std::vector<float>& d, fl
 }
 
 // (L(θ + h·d) − L(θ − h·d)) / 2h against ⟨∇L, d⟩ for random unit directions d over each group.
-void check_directional(const std::string& student, const std::string& loss, const std::vector<std::string>& groups) {
-  auto ops = make_reference_ops();
-  auto obj = test::make_oracle_objective(student, loss, *ops);
-  const Batch batch = test::oracle_batch(test::oracle_json(student));
+void check_directional_of(Ops* ops, StudentObjective* obj, const Batch& batch, const std::vector<std::string>& groups,
+                          const std::string& student, const std::string& loss) {
   obj->forward_backward(batch);
   const std::vector<Parameter> params = obj->parameters();
   for (const std::string& group : groups)
@@ -83,6 +81,30 @@ void check_directional(const std::string& student, const std::string& loss, cons
       EXPECT_NEAR(numeric, analytic, 2e-4 + 2e-3 * std::abs(analytic))
           << student << " " << loss << " group " << group << " trial " << trial;
     }
+}
+
+void check_directional(const std::string& student, const std::string& loss, const std::vector<std::string>& groups) {
+  auto ops = make_reference_ops();
+  auto obj = test::make_oracle_objective(student, loss, *ops);
+  check_directional_of(ops.get(), obj.get(), test::oracle_batch(test::oracle_json(student)), groups, student, loss);
+}
+
+// A pure time-mix student of the tiny Gemma 3 teacher: its norms after the time mixing and the
+// MLP, GeGLU and scaled embedding all take part in the backward.
+using GemmaStudent = test::GemmaStudent;
+
+TEST(StudentBackward, DirectionalDerivativesOfAGemmaStudent) {
+  auto ops = make_reference_ops();
+  const GemmaStudent made;
+  const std::string& dir = made.dir;
+  auto teacher = [&] { return std::make_unique<Teacher>(*Checkpoint::open(test::data_path("teacher/gemma3_tiny")), *ops); };
+  auto student = [&] { return std::make_unique<Student>(*StudentCheckpoint::open(dir), *ops); };
+  const Batch batch = random_batch(2, 9, 300, 17);
+  const std::vector<std::string> groups = {"time_mix", "mlp", "norm", "head"};  // tied: the embedding is the head
+  KdObjective kd(student(), teacher(), groups, KdOptions{.temperature = 1.0f, .top_k = 0, .ce_weight = 0.3f}, false);
+  check_directional_of(ops.get(), &kd, batch, groups, "gemma3", "kd_full");
+  AlignObjective align(student(), teacher(), false);
+  check_directional_of(ops.get(), &align, batch, {"time_mix"}, "gemma3", "align");
 }
 
 TEST(StudentBackward, DirectionalDerivativesOfBlocks) {
@@ -131,7 +153,8 @@ TEST(StudentBackward, RecomputeEqualsStored) {
 // document ids) against the sft objective's loss, also on a student with a kept attention layer.
 TEST(StudentBackward, TrainingForwardEqualsInferenceForward) {
   auto ops = make_cpu_ops();
-  for (const std::string& dir : {test::grad_dir("gate_tied"), test::data_path("student/hybrid_qwen2")}) {
+  const GemmaStudent gemma;
+  for (const std::string& dir : {test::grad_dir("gate_tied"), test::data_path("student/hybrid_qwen2"), gemma.dir}) {
     auto student = std::make_unique<Student>(*StudentCheckpoint::open(dir), *ops);
     const int64_t V = student->config().vocab_size;
     const Batch batch = random_batch(2, 23, V, 3);

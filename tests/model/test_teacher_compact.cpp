@@ -29,7 +29,7 @@ class TeacherCompact : public ::testing::TestWithParam<BackendCase> {};
 TEST_P(TeacherCompact, TinyQ8_0LogitsEqualFp32Copies) {
   std::unique_ptr<Ops> ops = GetParam().make();
   const std::vector<int32_t> ids = {1, 17, 5, 60, 33, 2, 9, 41, 12, 7, 3};
-  for (const char* model : {"llama_tiny", "qwen2_tiny", "qwen3_tiny", "llama3_tiny"}) {
+  for (const char* model : {"llama_tiny", "qwen2_tiny", "qwen3_tiny", "llama3_tiny", "gemma3_tiny"}) {
     const auto ck = Checkpoint::open(test::data_path(std::string("teacher/") + model + "/model-q8_0.gguf"));
     const Teacher compact(*ck, *ops), f32(*ck, *ops, TeacherOptions{.compact = false});
     EXPECT_LT(compact.weight_bytes(), f32.weight_bytes() / 2) << model;

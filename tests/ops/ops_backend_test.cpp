@@ -158,10 +158,12 @@ TEST_P(OpsTest, Attention) {
 TEST_P(OpsTest, ElementWise) {
   const int64_t n = 7 * 111;
   for (int64_t len : {n, int64_t{40000}}) {
-    auto [r, f] = run({{{len}, std::vector<float>(len)}, {{len}, random_vector(len, 20, -12, 12)},
-                       {{len}, random_vector(len, 21)}},
-                      [](Ops& o, std::vector<Tensor>& v) { o.silu_mul(v[0], v[1], v[2]); });
-    EXPECT_LT(max_rel_error(f, r), kTol);
+    for (Activation act : {Activation::Silu, Activation::GeluTanh}) {
+      auto [r, f] = run({{{len}, std::vector<float>(len)}, {{len}, random_vector(len, 20, -12, 12)},
+                         {{len}, random_vector(len, 21)}},
+                        [act](Ops& o, std::vector<Tensor>& v) { o.glu(v[0], v[1], v[2], act); });
+      EXPECT_LT(max_rel_error(f, r), kTol) << static_cast<int>(act);
+    }
     auto [r2, f2] = run({{{len}, random_vector(len, 22)}, {{len}, random_vector(len, 23)}},
                         [](Ops& o, std::vector<Tensor>& v) { o.add(v[0], v[0], v[1]); });  // y aliases a
     EXPECT_LT(max_rel_error(f2, r2), kTol);

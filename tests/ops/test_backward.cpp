@@ -1,4 +1,4 @@
-// The reference backward passes of the dense ops (matmul, embedding, rmsnorm, silu_mul) and of
+// The reference backward passes of the dense ops (matmul, embedding, rmsnorm, glu) and of
 // tanh / sigmoid against central finite differences of forwards written here in double precision
 // (independent of the code under test). Inputs are fp32 (what the ops take), read exactly as
 // doubles by the forwards; the reference computes in double and rounds once when it stores, so
@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "backend/cpu/ref/ops_backward_ref.h"
 #include "backend/ops.h"
 #include "test_backward_util.h"
 
@@ -106,24 +107,38 @@ TEST_F(BackwardRef, Rmsnorm) {
   }
 }
 
-TEST_F(BackwardRef, SiluMul) {
+TEST_F(BackwardRef, GatedUnits) {
   const int64_t n = 23;
-  Host gate({n}, random_vector(n, 16, -6, 6)), up({n}, random_vector(n, 17)), dy({n}, random_vector(n, 18));
-  Host dgate({n}, std::vector<float>(n, 7.0f)), dup({n}, std::vector<float>(n, 7.0f));
-  ops->silu_mul_backward(dgate.t(), dup.t(), dy.t(), gate.t(), up.t());
-  auto gd = to_double(gate.f), ud = to_double(up.f);
-  const auto g = to_double(dy.f);
-  auto loss = [&] {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += g[i] * gd[i] * test::sigmoid(gd[i]) * ud[i];
-    return s;
-  };
-  EXPECT_LT(rel_error(dgate.f, numeric_grad(gd, loss)), kTol);
-  EXPECT_LT(rel_error(dup.f, numeric_grad(ud, loss)), kTol);
-  // In place: the gradients overwrite the inputs.
-  ops->silu_mul_backward(gate.t(), up.t(), dy.t(), gate.t(), up.t());
-  EXPECT_EQ(gate.f, dgate.f);
-  EXPECT_EQ(up.f, dup.f);
+  // act(x) as the model families define it, written out here: SiLU, and PyTorch's gelu(approximate="tanh").
+  auto silu = [](double x) { return x * test::sigmoid(x); };
+  auto gelu = [](double x) { return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); };
+  for (Activation act : {Activation::Silu, Activation::GeluTanh}) {
+    SCOPED_TRACE(static_cast<int>(act));
+    const auto f = [&](double x) { return act == Activation::Silu ? silu(x) : gelu(x); };
+    Host gate({n}, random_vector(n, 16, -6, 6)), up({n}, random_vector(n, 17)), dy({n}, random_vector(n, 18));
+    Host y({n}, std::vector<float>(n, 0.0f));
+    ops->glu(y.t(), gate.t(), up.t(), act);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y.f[i], f(gate.f[i]) * up.f[i], 1e-6 * (1.0 + std::abs(y.f[i])));
+    Host dgate({n}, std::vector<float>(n, 7.0f)), dup({n}, std::vector<float>(n, 7.0f));
+    ops->glu_backward(dgate.t(), dup.t(), dy.t(), gate.t(), up.t(), act);
+    auto gd = to_double(gate.f), ud = to_double(up.f);
+    const auto g = to_double(dy.f);
+    auto loss = [&] {
+      double s = 0.0;
+      for (int64_t i = 0; i < n; ++i) s += g[i] * f(gd[i]) * ud[i];
+      return s;
+    };
+    EXPECT_LT(rel_error(dgate.f, numeric_grad(gd, loss)), kTol);
+    EXPECT_LT(rel_error(dup.f, numeric_grad(ud, loss)), kTol);
+    // In place: the gradients overwrite the inputs.
+    ops->glu_backward(gate.t(), up.t(), dy.t(), gate.t(), up.t(), act);
+    EXPECT_EQ(gate.f, dgate.f);
+    EXPECT_EQ(up.f, dup.f);
+  }
+  // PyTorch's float64 gelu(approximate="tanh") at a few points.
+  const std::pair<double, double> torch_gelu[] = {{-3.0, -0.0036373920817729943}, {-0.5, -0.15428599017485606},
+                                                  {0.7, 0.53057013470511671}, {2.5, 2.4849157339100012}};
+  for (auto [x, want] : torch_gelu) EXPECT_NEAR(ref::activation(Activation::GeluTanh, x), want, 1e-15) << x;
 }
 
 // tanh and sigmoid take the forward's output y; dx may alias dy.

@@ -99,8 +99,10 @@ TEST_P(BackwardBackends, RmsnormSiluTanhSigmoid) {
             {rnd({33, C}, 1), rnd({C}, 2), rnd({33, C}, 3), rnd({33, C}, 4, -3, 3), rnd({C}, 5)}, {0, 1},
             [&](Ops& o, std::vector<Tensor>& v) { o.rmsnorm_backward(v[0], v[1], v[2], v[3], v[4], 1e-5f, acc); });
   for (int64_t n : {int64_t{777}, int64_t{40000}}) {
-    check("silu_mul", {rnd({n}, 6), rnd({n}, 7), rnd({n}, 8), rnd({n}, 9, -12, 12), rnd({n}, 10)}, {0, 1},
-          [](Ops& o, std::vector<Tensor>& v) { o.silu_mul_backward(v[0], v[1], v[2], v[3], v[4]); });
+    for (Activation act : {Activation::Silu, Activation::GeluTanh})
+      check(act == Activation::Silu ? "glu silu" : "glu gelu",
+            {rnd({n}, 6), rnd({n}, 7), rnd({n}, 8), rnd({n}, 9, -12, 12), rnd({n}, 10)}, {0, 1},
+            [act](Ops& o, std::vector<Tensor>& v) { o.glu_backward(v[0], v[1], v[2], v[3], v[4], act); });
     check("tanh", {rnd({n}, 11), rnd({n}, 12)}, {0},
           [](Ops& o, std::vector<Tensor>& v) { o.tanh_backward(v[0], v[0], v[1]); });
     check("sigmoid", {rnd({n}, 13), rnd({n}, 14, 0, 1)}, {0},

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Reference next-token logits of the real default teacher, from transformers.
+"""Reference next-token logits of the real teachers, from transformers.
 
-transformers loads models/SmolLM2-135M-Instruct.Q4_1.gguf by dequantising it to fp32 (with the gguf
-package) and runs its own Llama implementation in fp32. For each prompt we store the token ids its
-tokenizer gives and the top-k (id, logit) of the last position, plus the whole-sequence logits'
-mean and standard deviation, in tests/data/real/smollm2_logits.json. The C++ test checks ours.
+transformers loads a GGUF of models/ by dequantising it to fp32 (with the gguf package) and runs its
+own implementation of the family in fp32: models/SmolLM2-135M-Instruct.Q4_1.gguf (Llama, the
+default teacher) into tests/data/real/smollm2_logits.json, models/gemma-3-270m.Q4_K_M.gguf (Gemma 3)
+into tests/data/real/gemma3_logits.json. For each prompt we store the token ids its tokenizer gives
+(with the BOS token where the tokenizer adds one, as Gemma's does) and the top-k (id, logit) of the
+last position, plus the whole-sequence logits' mean and standard deviation. The C++ test checks ours.
 
-Run: python tools/oracle/make_real_teacher_logits.py   (needs torch, transformers, gguf, numpy)
+Run: python tools/oracle/make_real_teacher_logits.py [smollm2|gemma3 ...]  (needs torch, transformers,
+gguf, numpy, accelerate)
 """
 import json
 import os
@@ -17,30 +20,42 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_DIR = os.path.join(ROOT, "models")
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-OUT = os.path.join(ROOT, "tests", "data", "real", "smollm2_logits.json")
 TOP_K = 10
 
-PROMPTS = [
+PLAIN = [
     "The capital of France is",
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
     "Water boils at a temperature of 100 degrees",
-    "<|im_start|>user\nName three primary colours.<|im_end|>\n<|im_start|>assistant\n",
     "In 1969, Neil Armstrong became the first person to",
 ]
+# name: (GGUF, output, prompts, whether the tokenizer's own special tokens (BOS) are added)
+MODELS = {
+    "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_logits.json",
+                PLAIN[:3] + ["<|im_start|>user\nName three primary colours.<|im_end|>\n<|im_start|>assistant\n"]
+                + PLAIN[3:], False),
+    "gemma3": ("gemma-3-270m.Q4_K_M.gguf", "gemma3_logits.json",
+               PLAIN + ["<start_of_turn>user\nName three primary colours.<end_of_turn>\n<start_of_turn>model\n"], True),
+}
 
 
 def main():
-    if not os.path.exists(os.path.join(MODEL_DIR, GGUF)):
-        sys.exit(f"missing {GGUF}: run scripts/fetch_models.sh first")
+    for name in sys.argv[1:] or ["smollm2"]:
+        make(*MODELS[name])
+
+
+def make(gguf_name, out_name, prompts, add_special):
+    out = os.path.join(ROOT, "tests", "data", "real", out_name)
+    if not os.path.exists(os.path.join(MODEL_DIR, gguf_name)):
+        sys.exit(f"missing {gguf_name}: run scripts/fetch_models.sh first")
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(MODEL_DIR, gguf_file=GGUF)
-    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, gguf_file=GGUF, torch_dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(MODEL_DIR, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, gguf_file=gguf_name, dtype=torch.float32,
+                                                 attn_implementation="eager")
     model.eval()
     cases = []
     with torch.no_grad():
-        for text in PROMPTS:
-            ids = tok(text, add_special_tokens=False)["input_ids"]
+        for text in prompts:
+            ids = tok(text, add_special_tokens=add_special)["input_ids"]
             logits = model(torch.tensor([ids])).logits[0].double()
             last = logits[-1]
             top = torch.topk(last, TOP_K)
@@ -53,9 +68,9 @@ def main():
                 "last_std": last.std().item(),
                 "all_mean": logits.mean().item(),
             })
-    with open(OUT, "w") as f:
-        json.dump({"model": GGUF, "torch": torch.__version__, "cases": cases}, f, indent=1)
-    print(f"wrote {OUT}")
+    with open(out, "w") as f:
+        json.dump({"model": gguf_name, "torch": torch.__version__, "cases": cases}, f, indent=1)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

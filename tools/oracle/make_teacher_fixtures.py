@@ -29,6 +29,11 @@ tests/data/teacher/<name>/:
   mistral_tiny: a sliding window of 4 keys (sequences of 12 and 7 tokens), 4 q / 2 kv heads of 16,
               untied, F32 safetensors only: llama.cpp converts Mistral to its llama architecture,
               which has no window, so there is no GGUF to compare; its own seed.
+  gemma3_tiny: Gemma 3 (Gemma3ForCausalLM): embedding scaled by √C, (1 + w) RMSNorms before and after
+              attention and MLP, GeGLU (gelu tanh), per-head q/k norms, 4 q / 2 kv heads of 32 (attention
+              width 128, hidden 64), query_pre_attn_scalar 32, six layers of which the sixth is global
+              and the others local (window 4, RoPE base 1e4; global 1e6), tied; F32 safetensors and GGUF
+              (norms stored as 1 + w, as llama.cpp's converter writes them); its own seed.
 
 Run: /tmp/venv/py/bin/python tools/oracle/make_teacher_fixtures.py [--out tests/data/teacher] [--only NAME]
 """
@@ -40,8 +45,8 @@ import os
 import gguf
 import numpy as np
 import torch
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 SEED = 20260126
 VOCAB = 300
@@ -67,20 +72,29 @@ def make_models():
                          rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **common)
     mistral = MistralConfig(num_attention_heads=4, num_key_value_heads=2, sliding_window=4, rope_theta=1e4,
                             rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, **common)
+    # Six layers so that llama.cpp's fixed pattern (every sixth layer global) has one of each kind.
+    gemma3 = Gemma3TextConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=6,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32,
+                              sliding_window=4, rope_theta=1e6, rope_local_base_freq=1e4, rms_norm_eps=1e-6,
+                              max_position_embeddings=128, tie_word_embeddings=True, bos_token_id=2, eos_token_id=1,
+                              pad_token_id=0, attn_implementation="eager")
     # (name, class, config, saved dtype, seed: None continues the stream of the models before it)
     return [("qwen2_tiny", Qwen2ForCausalLM, qwen, torch.float32, None),
             ("llama_tiny", LlamaForCausalLM, llama, torch.bfloat16, None),
             ("qwen3_tiny", Qwen3ForCausalLM, qwen3, torch.float32, SEED + 3),
             ("llama3_tiny", LlamaForCausalLM, llama3, torch.float32, SEED + 4),
-            ("mistral_tiny", MistralForCausalLM, mistral, torch.float32, SEED + 5)]
+            ("mistral_tiny", MistralForCausalLM, mistral, torch.float32, SEED + 5),
+            ("gemma3_tiny", Gemma3ForCausalLM, gemma3, torch.float32, SEED + 6)]
 
 
 def randomize(model):
-    """Random weights with magnitudes that keep activations O(1); norms away from 1."""
+    """Random weights with magnitudes that keep activations O(1); norms away from 1 (Gemma's weigh by
+    1 + w, so there w itself is the small part)."""
+    offset = 0.0 if model.config.model_type.startswith("gemma") else 1.0
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                p.copy_(offset + 0.2 * torch.randn_like(p))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn_like(p))
             else:
@@ -125,17 +139,22 @@ LAYER_NAMES = {
     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
     "self_attn.o_proj.weight": "attn_output.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
+    "pre_feedforward_layernorm.weight": "ffn_norm.weight",  # Gemma: its post_attention_layernorm is below
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
     "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
 }
 
 
-def gguf_name(hf):
+def gguf_name(hf, arch):
     if hf in GGUF_NAMES:
         return GGUF_NAMES[hf]
     parts = hf.split(".")  # model.layers.N.rest
-    return f"blk.{parts[2]}." + LAYER_NAMES[".".join(parts[3:])]
+    rest = ".".join(parts[3:])
+    if arch == "gemma3" and rest == "post_attention_layernorm.weight":
+        return f"blk.{parts[2]}.post_attention_norm.weight"
+    return f"blk.{parts[2]}." + LAYER_NAMES[rest]
 
 
 def tokenizer_vocab():
@@ -192,6 +211,8 @@ def write_gguf(path, arch, cfg, state, qtype):
     w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]) if hasattr(cfg, "rope_parameters")
                          and cfg.rope_parameters else float(cfg.rope_theta))
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    if arch == "gemma3":
+        w.add_sliding_window(cfg.sliding_window)
     w.add_file_type(7 if qtype == gguf.GGMLQuantizationType.Q8_0 else 0)
     if qtype != gguf.GGMLQuantizationType.F32:
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
@@ -208,11 +229,13 @@ def write_gguf(path, arch, cfg, state, qtype):
     for hf, t in state.items():
         if arch == "llama" and (".q_proj." in hf or ".k_proj." in hf):
             t = permute_rows(t, heads if ".q_proj." in hf else kv_heads)
+        if arch == "gemma3" and hf.endswith("norm.weight"):
+            t = t + 1.0  # llama.cpp's converter stores Gemma's norms as the 1 + w they weigh by
         quantize = qtype != gguf.GGMLQuantizationType.F32 and t.ndim == 2
         if quantize:
-            w.add_tensor(gguf_name(hf), gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+            w.add_tensor(gguf_name(hf, arch), gguf.quants.quantize(t, qtype), raw_dtype=qtype)
         else:
-            w.add_tensor(gguf_name(hf), np.ascontiguousarray(t, dtype=np.float32))
+            w.add_tensor(gguf_name(hf, arch), np.ascontiguousarray(t, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -258,7 +281,7 @@ def main():
         state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
-        arch = cfg.model_type  # the GGUF architecture: llama.cpp's name of the HF model type
+        arch = {"gemma3_text": "gemma3"}.get(cfg.model_type, cfg.model_type)  # llama.cpp's name of the HF type
         with_gguf = arch != "mistral"
         if with_gguf:
             write_gguf(os.path.join(out, "model-f32.gguf"), arch, cfg, state, gguf.GGMLQuantizationType.F32)

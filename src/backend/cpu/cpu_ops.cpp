@@ -163,13 +163,18 @@ class CpuOps final : public Ops {
     cpu::attention(out, q, k, v, ks, a, s);
   }
 
-  void silu_mul(Tensor y, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul", Device::CPU, y, gate, up);
+  void glu(Tensor y, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu", Device::CPU, y, gate, up);
     const int64_t n = y.numel();
     const float *g = gate.f32(), *u = up.f32();
     float* yp = y.f32();
+    if (act == Activation::Silu) {
 #pragma omp parallel for simd if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) yp[i] = cpu::silu(g[i]) * u[i];
+      for (int64_t i = 0; i < n; ++i) yp[i] = cpu::silu(g[i]) * u[i];
+    } else {
+#pragma omp parallel for simd if (n >= kParallelMin)
+      for (int64_t i = 0; i < n; ++i) yp[i] = cpu::gelu_tanh(g[i]) * u[i];
+    }
   }
 
   void add(Tensor y, Tensor a, Tensor b) override {
@@ -256,10 +261,10 @@ class CpuOps final : public Ops {
     chk::rmsnorm_backward(device(), dx, dw, dy, x, w);
     cpu::rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate_dx);
   }
-  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul_backward", device(), dy, gate, up);
-    chk::same_shape("silu_mul_backward", device(), dy, dgate, dup);
-    cpu::silu_mul_backward(dgate, dup, dy, gate, up);
+  void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu_backward", device(), dy, gate, up);
+    chk::same_shape("glu_backward", device(), dy, dgate, dup);
+    cpu::glu_backward(dgate, dup, dy, gate, up, act);
   }
   void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
                             Tensor reset) override {

@@ -137,16 +137,27 @@ void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float
   }
 }
 
-void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) {
+void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) {
   const int64_t n = dy.numel();
   const float *d = dy.f32(), *gp = gate.f32(), *u = up.f32();
   float *dg = dgate.f32(), *du = dup.f32();
+  if (act == Activation::Silu) {
+#pragma omp parallel for simd if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gp[i], di = d[i], ui = u[i];
+      const float sg = 1.0f / (1.0f + fast_exp(-g));
+      dg[i] = di * ui * sg * (1.0f + g * (1.0f - sg));
+      du[i] = di * g * sg;
+    }
+    return;
+  }
+  constexpr float k0 = 0.797884561f, k1 = 0.044715f;
 #pragma omp parallel for simd if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float g = gp[i], di = d[i], ui = u[i];
-    const float sg = 1.0f / (1.0f + fast_exp(-g));
-    dg[i] = di * ui * sg * (1.0f + g * (1.0f - sg));
-    du[i] = di * g * sg;
+    const float t = fast_tanh(k0 * (g + k1 * g * g * g));
+    dg[i] = di * ui * (0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * k0 * (1.0f + 3.0f * k1 * g * g));
+    du[i] = di * 0.5f * g * (1.0f + t);
   }
 }
 

@@ -1,5 +1,5 @@
 // Small math kernels for the CPU backend, written as plain loops that the compiler vectorises
-// (-O3 -march=native): an exp accurate to a few ulp in fp32, silu, and dot products.
+// (-O3 -march=native): an exp accurate to a few ulp in fp32, tanh, silu, gelu, and dot products.
 #pragma once
 
 #include <bit>
@@ -30,5 +30,13 @@ inline float fast_exp(float x) {
 }
 
 inline float silu(float x) { return x / (1.0f + fast_exp(-x)); }
+
+// tanh(x) = 1 − 2/(e^{2x} + 1), exact at the saturated ends (fast_exp clamps, 2/(huge + 1) is 0).
+inline float fast_tanh(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+
+// GELU, tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+inline float gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + fast_tanh(0.797884561f * (x + 0.044715f * x * x * x)));
+}
 
 }  // namespace arwkv::cpu

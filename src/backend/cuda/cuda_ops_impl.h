@@ -106,9 +106,9 @@ class GpuOps final : public Ops {
                a.head_dim, a.n_heads / a.n_kv_heads, a.q_offset, chk::attention_scale(a));
   }
 
-  void silu_mul(Tensor y, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul", Device::CUDA, y, gate, up);
-    flat(&k_silu_mul, y.numel(), f32p(y), f32p(gate), f32p(up), y.numel());
+  void glu(Tensor y, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu", Device::CUDA, y, gate, up);
+    flat(&k_glu, y.numel(), f32p(y), f32p(gate), f32p(up), y.numel(), int{act == Activation::GeluTanh});
   }
   void add(Tensor y, Tensor a, Tensor b) override {
     chk::same_shape("add", Device::CUDA, y, a, b);
@@ -207,10 +207,11 @@ class GpuOps final : public Ops {
     rt::launch(&k_rmsnorm_backward, row_grid(x.rows()), rt::Grid{256}, 0, true, f32p(dx), f32p(dw), f32p(dy), f32p(x),
                f32p(w), x.rows(), x.cols(), eps, accumulate_dx);
   }
-  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul_backward", Device::CUDA, dy, gate, up);
-    chk::same_shape("silu_mul_backward", Device::CUDA, dy, dgate, dup);
-    flat(&k_silu_mul_backward, dy.numel(), f32p(dgate), f32p(dup), f32p(dy), f32p(gate), f32p(up), dy.numel());
+  void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu_backward", Device::CUDA, dy, gate, up);
+    chk::same_shape("glu_backward", Device::CUDA, dy, dgate, dup);
+    flat(&k_glu_backward, dy.numel(), f32p(dgate), f32p(dup), f32p(dy), f32p(gate), f32p(up), dy.numel(),
+         int{act == Activation::GeluTanh});
   }
   void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
                             Tensor reset) override {

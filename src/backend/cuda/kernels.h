@@ -60,10 +60,14 @@ GPU_KERNEL void k_tanh(float* y, const float* x, int64_t n) {
 GPU_KERNEL void k_sigmoid(float* y, const float* x, int64_t n) {
   ARWKV_FOR_FLAT(i, n) y[i] = static_cast<float>(sigmoid_d(x[i]));
 }
-GPU_KERNEL void k_silu_mul(float* y, const float* gate, const float* up, int64_t n) {
+// GELU's tanh form: t = tanh(√(2/π)·(x + 0.044715·x³)), gelu = ½x(1 + t).
+GPU_FN float gelu_tanh_t(float x) { return tanhf(0.797884561f * (x + 0.044715f * x * x * x)); }
+
+// y = act(gate) ⊙ up; gelu: act 1 is GELU (tanh form), 0 SiLU.
+GPU_KERNEL void k_glu(float* y, const float* gate, const float* up, int64_t n, int gelu) {
   ARWKV_FOR_FLAT(i, n) {
     const float g = gate[i];
-    y[i] = g * sigmoid_f(g) * up[i];
+    y[i] = (gelu ? 0.5f * g * (1.0f + gelu_tanh_t(g)) : g * sigmoid_f(g)) * up[i];
   }
 }
 GPU_KERNEL void k_tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {
@@ -72,13 +76,20 @@ GPU_KERNEL void k_tanh_backward(float* dx, const float* dy, const float* y, int6
 GPU_KERNEL void k_sigmoid_backward(float* dx, const float* dy, const float* y, int64_t n) {
   ARWKV_FOR_FLAT(i, n) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
-// dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate); outputs may alias inputs (all read first).
-GPU_KERNEL void k_silu_mul_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up,
-                                    int64_t n) {
+// dgate = dy ⊙ up ⊙ act'(gate), dup = dy ⊙ act(gate); outputs may alias inputs (all read first).
+GPU_KERNEL void k_glu_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up,
+                               int64_t n, int gelu) {
   ARWKV_FOR_FLAT(i, n) {
-    const float g = gate[i], u = up[i], d = dy[i], s = sigmoid_f(g);
-    dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
-    dup[i] = d * g * s;
+    const float g = gate[i], u = up[i], d = dy[i];
+    if (gelu) {
+      const float t = gelu_tanh_t(g);
+      dgate[i] = d * u * (0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * 0.797884561f * (1.0f + 0.134145f * g * g));
+      dup[i] = d * 0.5f * g * (1.0f + t);
+    } else {
+      const float s = sigmoid_f(g);
+      dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+      dup[i] = d * g * s;
+    }
   }
 }
 GPU_KERNEL void k_add_bias(float* y, const float* bias, int64_t rows, int64_t cols) {

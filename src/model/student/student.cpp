@@ -81,9 +81,10 @@ void Student::time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int
 }
 
 // ws.o = o_proj(attention(rope(q), rope(k), v)) over ws.xn: the teacher's attention, kept (with its
-// per-head q/k norms where the family has them). Keys and
-// values of the T new tokens go to rows n .. n+T of the layer's cache.
-void Student::attention_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T) const {
+// per-head q/k norms where the family has them, layer l's window and RoPE base). Keys and values of
+// the T new tokens go to rows n .. n+T of the layer's cache.
+void Student::attention_block(int64_t l, Workspace& ws, StudentState& s, int64_t T) const {
+  const Layer& w = layers_[static_cast<size_t>(l)];
   Ops& ops = *ops_;
   const ModelConfig& c = cfg_.base;
   const int H = static_cast<int>(c.n_heads), Hkv = static_cast<int>(c.n_kv_heads), d = static_cast<int>(c.head_dim);
@@ -97,23 +98,29 @@ void Student::attention_block(const Layer& w, Workspace& ws, StudentState& s, in
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
   head_rmsnorm(ops, q, w.q_norm, H, d, c.rms_eps);
   head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, c.rms_eps);
-  ops.rope(q, pos, H, d, c.rope_theta, rope_factors_.tensor);
-  ops.rope(k_new, pos, Hkv, d, c.rope_theta, rope_factors_.tensor);
-  AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = s.n};
+  const float theta = layer_rope_theta(c, l);
+  ops.rope(q, pos, H, d, theta, rope_factors_.tensor);
+  ops.rope(k_new, pos, Hkv, d, theta, rope_factors_.tensor);
+  AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = s.n, .scale = c.attn_scale};
   ops.attention(rows_of(ws.att, T), q, k_all.slice_rows(0, s.n + T), v_all.slice_rows(0, s.n + T),
-                rows_of(ws.key_start, T), args);
+                rows_of(is_local_layer(c, l) ? ws.key_start_local : ws.key_start, T), args);
   ops.matmul(rows_of(ws.o, T), rows_of(ws.att, T), w.wo);
 }
 
-// x += down(silu(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
+// x += [post-norm] down(act(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
 void Student::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
   Ops& ops = *ops_;
+  const ModelConfig& c = cfg_.base;
   Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), gate = rows_of(ws.gate, T), up = rows_of(ws.up, T);
-  ops.rmsnorm(xn, x, w.mlp_norm, cfg_.base.rms_eps);
+  ops.rmsnorm(xn, x, w.mlp_norm, c.rms_eps);
   ops.matmul(gate, xn, w.w_gate);
   ops.matmul(up, xn, w.w_up);
-  ops.silu_mul(gate, gate, up);
-  ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+  ops.glu(gate, gate, up, family(c.arch).mlp_activation);
+  if (!w.post_mlp_norm.data) return ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+  Tensor o = rows_of(ws.o, T);
+  ops.matmul(o, gate, w.w_down);
+  post_norm(ops, o, w.post_mlp_norm, c.rms_eps);
+  ops.add(x, x, o);
 }
 
 // T tokens already uploaded to ws; leaves the residual stream in ws.x and advances s by T.
@@ -121,12 +128,14 @@ void Student::run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, 
   Ops& ops = *ops_;
   Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), o = rows_of(ws.o, T);
   ops.embedding(x, embed_, rows_of(ws.ids, T));
+  scale_embedding(ops, x, cfg_.base);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops.rmsnorm(xn, x, w.attn_norm, cfg_.base.rms_eps);
     if (w.wkv) time_mix_block(w, ws, s, T, reset);
-    else attention_block(w, ws, s, T);
+    else attention_block(static_cast<int64_t>(l), ws, s, T);
     if (capture) ops.download(capture->mix_output[l].values.data(), o);
+    post_norm(ops, o, w.post_attn_norm, cfg_.base.rms_eps);
     ops.add(x, x, o);
     mlp_block(w, ws, T);
   }
@@ -145,7 +154,7 @@ bool Student::upload_tokens(Workspace& ws, StudentState& s, std::span<const int3
   const int64_t T = static_cast<int64_t>(ids.size());
   if (!s.hybrid_layer_ids.empty() && s.n + T > s.capacity)
     fail("student: the context is full: {} tokens held, {} more do not fit in {}", s.n, T, s.capacity);
-  std::vector<int32_t> pos(ids.size()), key_start(ids.size()), reset(ids.size());
+  std::vector<int32_t> pos(ids.size()), key_start(ids.size()), key_start_local(ids.size()), reset(ids.size());
   bool any_reset = false;
   for (int64_t t = 0; t < T; ++t) {
     const size_t i = static_cast<size_t>(t);
@@ -154,12 +163,14 @@ bool Student::upload_tokens(Workspace& ws, StudentState& s, std::span<const int3
       reset[i] = 1;
       any_reset = true;
     }
-    key_start[i] = first_key(cfg_.base, s.doc_start, s.n + t);
+    key_start[i] = static_cast<int32_t>(s.doc_start);
+    key_start_local[i] = first_key(cfg_.base.sliding_window, s.doc_start, s.n + t);
     pos[i] = static_cast<int32_t>(s.n + t - s.doc_start);
   }
   ops_->upload(rows_of(ws.ids, T), ids.data());
   ops_->upload(rows_of(ws.pos, T), pos.data());
   ops_->upload(rows_of(ws.key_start, T), key_start.data());
+  ops_->upload(rows_of(ws.key_start_local, T), key_start_local.data());
   ops_->upload(rows_of(ws.reset, T), reset.data());
   return any_reset;
 }

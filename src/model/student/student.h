@@ -92,7 +92,7 @@ class Student final : public LanguageModel {
  private:
   void run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, StudentCapture* capture) const;
   void time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T, bool reset) const;
-  void attention_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T) const;
+  void attention_block(int64_t layer, Workspace& ws, StudentState& s, int64_t T) const;
   void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
   void lora(Tensor out, Tensor x, Tensor first, Tensor second, const Tensor* bias, Workspace& ws,
             void (Ops::*activation)(Tensor, Tensor)) const;

@@ -134,6 +134,12 @@ json student_config_to_json(const StudentConfig& c) {
   j["rope_theta"] = b.rope_theta;
   if (!b.rope_freq_factors.empty()) j["rope_freq_factors"] = b.rope_freq_factors;
   if (b.sliding_window > 0) j["sliding_window"] = b.sliding_window;
+  if (!b.local_layers.empty()) {
+    json& types = j["layer_types"] = json::array();
+    for (uint8_t local : b.local_layers) types.push_back(local ? "sliding_attention" : "full_attention");
+  }
+  if (b.rope_local_theta > 0.0f) j["rope_local_base_freq"] = b.rope_local_theta;
+  if (b.attn_scale > 0.0f) j["query_pre_attn_scalar"] = 1.0 / (double{b.attn_scale} * b.attn_scale);
   j["attention_bias"] = b.attention_bias;
   j["tie_word_embeddings"] = b.tie_embeddings;
   j["bos_token_id"] = b.bos_token_id >= 0 ? json(b.bos_token_id) : json(nullptr);

@@ -110,14 +110,18 @@ Student::Student(const StudentCheckpoint& ckpt, Ops& ops, const StudentOptions& 
   lm_head_ = cfg_.base.tie_embeddings ? embed_ : get("lm_head.weight");
   rope_factors_ = RopeFactors(ops, cfg_.base);
   int64_t n_wkv = 0, n_hybrid = 0;
+  const Family& fam = family(cfg_.base.arch);
   for (int64_t l = 0; l < cfg_.base.n_layers; ++l) {
     auto w = [&](const char* suffix) { return get(layer_tensor_name(l, suffix)); };
     auto tm = [&](const char* suffix) { return get(time_mixer_name(l, suffix)); };
     Layer L;
     L.wkv = cfg_.is_wkv_layer(l);
     L.slot = L.wkv ? n_wkv++ : n_hybrid++;
+    auto norm = [&](const char* name) { return name ? w((std::string(name) + ".weight").c_str()) : Tensor{}; };
     L.attn_norm = w("input_layernorm.weight");
-    L.mlp_norm = w("post_attention_layernorm.weight");
+    L.mlp_norm = norm(fam.mlp_norm);
+    L.post_attn_norm = norm(fam.post_attn_norm);
+    L.post_mlp_norm = norm(fam.post_mlp_norm);
     L.w_gate = w("mlp.gate_proj.weight");
     L.w_up = w("mlp.up_proj.weight");
     L.w_down = w("mlp.down_proj.weight");
@@ -160,7 +164,7 @@ Student::Workspace Student::make_workspace(int64_t rows, int64_t logit_rows) con
   const ModelConfig& b = cfg_.base;
   const int64_t C = b.hidden_size, F = b.intermediate_size, q_dim = b.n_heads * b.head_dim;
   const Shape i32{rows}, rc{rows, C};
-  const Shape shapes[] = {i32, i32, i32, i32, rc, rc, rc, {n_planes_, rows, C}, {rows, std::max<int64_t>(max_rank_, 1)},
+  const Shape shapes[] = {i32, i32, i32, i32, i32, rc, rc, rc, {n_planes_, rows, C}, {rows, std::max<int64_t>(max_rank_, 1)},
                           {rows, q_dim}, {rows, q_dim}, {rows, F}, {rows, F}, {logit_rows, b.vocab_size}};
   size_t total = 12 * aligned_bytes(rc);  // r .. g
   for (const Shape& s : shapes) total += aligned_bytes(s);
@@ -172,17 +176,18 @@ Student::Workspace Student::make_workspace(int64_t rows, int64_t logit_rows) con
   ws.pos = carve.take(i32, DType::I32);
   ws.key_start = carve.take(i32, DType::I32);
   ws.reset = carve.take(i32, DType::I32);
+  ws.key_start_local = carve.take(i32, DType::I32);
   for (Tensor* t : {&ws.x, &ws.xn, &ws.o}) *t = carve.take(rc);
-  ws.mixed = carve.take(shapes[7]);
+  ws.mixed = carve.take(shapes[8]);
   for (Tensor* t : {&ws.r, &ws.k, &ws.v, &ws.w, &ws.a, &ws.b, &ws.y, &ws.v_first, &ws.w_logit, &ws.a_logit,
                     &ws.v_logit, &ws.g})
     *t = carve.take(rc);
-  ws.lora = carve.take(shapes[8]);
-  ws.q = carve.take(shapes[9]);
-  ws.att = carve.take(shapes[10]);
-  ws.gate = carve.take(shapes[11]);
-  ws.up = carve.take(shapes[12]);
-  ws.logits = carve.take(shapes[13]);
+  ws.lora = carve.take(shapes[9]);
+  ws.q = carve.take(shapes[10]);
+  ws.att = carve.take(shapes[11]);
+  ws.gate = carve.take(shapes[12]);
+  ws.up = carve.take(shapes[13]);
+  ws.logits = carve.take(shapes[14]);
   ARWKV_ASSERT(carve.offset <= total, "student workspace overflow");
   return ws;
 }

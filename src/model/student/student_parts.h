@@ -16,6 +16,7 @@ struct Student::Layer {
   bool wkv = false;
   int64_t slot = 0;  // index among the time-mix layers (its state), or among the hybrid layers (its cache)
   Tensor attn_norm, mlp_norm, w_gate, w_up, w_down;
+  Tensor post_attn_norm, post_mlp_norm;  // empty where the family has none
   Tensor wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo;  // q/k norms: empty where the family has none
   Tensor mix;  // [P, C]: x_r, x_w, x_k, x_v, x_a (, x_g)
   Tensor receptance, key, value, output;
@@ -28,7 +29,8 @@ struct Student::Layer {
 struct Student::Workspace {
   Buffer buffer;
   int64_t rows = 0;
-  Tensor ids, pos, key_start, reset;   // I32 [rows]
+  Tensor ids, pos, key_start, reset;   // I32 [rows]; key_start: kept attention without a window
+  Tensor key_start_local;              // I32 [rows]: kept attention with sliding_window
   Tensor x, xn, o;                     // [rows, C]
   Tensor mixed;                        // [P, rows, C]: the token-shifted inputs x_r, x_w, ...
   Tensor r, k, v, w, a, b, y, v_first, w_logit, a_logit, v_logit, g;  // [rows, C]

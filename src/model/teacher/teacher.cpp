@@ -20,11 +20,12 @@ Tensor layer_slab(const Tensor& cache, int64_t layer) {
 
 }  // namespace
 
-// x += o_proj(attention(rope(q), rope(k), v)) over xn = RMSNorm(x) (q and k normalised per head
-// before RoPE where the family does so); keys and values of the T new tokens are written to rows
-// n_past .. n_past+T of the layer's cache slab.
-void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all,
-                              int64_t n_past, bool first_keys) const {
+// ws.o = o_proj(attention(rope(q), rope(k), v)) over xn = RMSNorm(x) (q and k normalised per head
+// before RoPE where the family does so; layer l's window and RoPE base); keys and values of the T
+// new tokens are written to rows n_past .. n_past+T of the layer's cache slab.
+void Teacher::attention_block(int64_t l, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all, int64_t n_past,
+                              bool first_keys) const {
+  const Layer& w = layers_[static_cast<size_t>(l)];
   Ops& ops = *ops_;
   const int H = static_cast<int>(cfg_.n_heads), Hkv = static_cast<int>(cfg_.n_kv_heads);
   const int d = static_cast<int>(cfg_.head_dim);
@@ -38,37 +39,46 @@ void Teacher::attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k
   ops.matmul(v_new, xn, w.wv, bias_or_null(w.bv));
   head_rmsnorm(ops, q, w.q_norm, H, d, cfg_.rms_eps);
   head_rmsnorm(ops, k_new, w.k_norm, Hkv, d, cfg_.rms_eps);
-  ops.rope(q, pos, H, d, cfg_.rope_theta, rope_factors_.tensor);
-  ops.rope(k_new, pos, Hkv, d, cfg_.rope_theta, rope_factors_.tensor);
-  AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past};
+  const float theta = layer_rope_theta(cfg_, l);
+  ops.rope(q, pos, H, d, theta, rope_factors_.tensor);
+  ops.rope(k_new, pos, Hkv, d, theta, rope_factors_.tensor);
+  AttentionArgs args{.n_heads = H, .n_kv_heads = Hkv, .head_dim = d, .q_offset = n_past, .scale = cfg_.attn_scale};
+  const bool local = is_local_layer(cfg_, l);
   ops.attention(att, q, k_all.slice_rows(0, n_past + T), v_all.slice_rows(0, n_past + T),
-                first_keys ? rows_of(ws.key_start, T) : Tensor{}, args);
+                local ? rows_of(ws.key_start_local, T) : first_keys ? rows_of(ws.key_start, T) : Tensor{}, args);
   ops.matmul(rows_of(ws.o, T), att, w.wo);
 }
 
-// x += down(silu(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
+// x += [post-norm] down(act(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
 void Teacher::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
   Ops& ops = *ops_;
   Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), gate = rows_of(ws.gate, T), up = rows_of(ws.up, T);
   ops.rmsnorm(xn, x, w.mlp_norm, cfg_.rms_eps);
   ops.matmul(gate, xn, w.w_gate);
   ops.matmul(up, xn, w.w_up);
-  ops.silu_mul(gate, gate, up);
-  ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+  ops.glu(gate, gate, up, family(cfg_.arch).mlp_activation);
+  if (!w.post_mlp_norm.data) return ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+  Tensor o = rows_of(ws.o, T);
+  ops.matmul(o, gate, w.w_down);
+  post_norm(ops, o, w.post_mlp_norm, cfg_.rms_eps);
+  ops.add(x, x, o);
 }
 
-// ws.ids/pos (and key_start with first_keys) hold T tokens; leaves the residual stream in ws.x.
+// ws.ids/pos (and key_start with first_keys, key_start_local with a window) hold T tokens; leaves
+// the residual stream in ws.x.
 void Teacher::run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                          bool first_keys, TeacherCapture* capture) const {
   Ops& ops = *ops_;
   ops.embedding(rows_of(ws.x, T), embed_, rows_of(ws.ids, T));
+  scale_embedding(ops, rows_of(ws.x, T), cfg_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const int64_t li = static_cast<int64_t>(l);
-    attention_block(layers_[l], ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, first_keys);
+    attention_block(li, ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, first_keys);
     if (capture) {
       ops.download(capture->attn_input[l].values.data(), rows_of(ws.xn, T));
       ops.download(capture->attn_output[l].values.data(), rows_of(ws.o, T));
     }
+    post_norm(ops, rows_of(ws.o, T), layers_[l].post_attn_norm, cfg_.rms_eps);
     ops.add(rows_of(ws.x, T), rows_of(ws.x, T), rows_of(ws.o, T));
     mlp_block(layers_[l], ws, T);
   }
@@ -86,12 +96,13 @@ Teacher::Workspace Teacher::run_sequence(std::span<const int32_t> ids, std::span
   const int64_t T = static_cast<int64_t>(ids.size()), C = cfg_.hidden_size;
   if (!doc_ids.empty() && doc_ids.size() != ids.size())
     fail("teacher forward: {} document ids for {} tokens", doc_ids.size(), ids.size());
-  std::vector<int32_t> pos(ids.size()), key_start(ids.size());
+  std::vector<int32_t> pos(ids.size()), key_start(ids.size()), key_start_local(ids.size());
   int32_t start = 0;
   for (int32_t t = 0; t < static_cast<int32_t>(T); ++t) {
     if (!doc_ids.empty() && t > 0 && doc_ids[t] != doc_ids[t - 1]) start = t;
     pos[t] = t - start;
-    key_start[t] = first_key(cfg_, start, t);
+    key_start[t] = start;
+    key_start_local[t] = first_key(cfg_.sliding_window, start, t);
   }
   if (capture) {
     capture->attn_input.assign(layers_.size(), HostTensor(Shape{T, C}));
@@ -101,7 +112,8 @@ Teacher::Workspace Teacher::run_sequence(std::span<const int32_t> ids, std::span
   ops_->upload(ws.ids, ids.data());
   ops_->upload(ws.pos, pos.data());
   ops_->upload(ws.key_start, key_start.data());
-  run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty() || cfg_.sliding_window > 0, capture);
+  ops_->upload(ws.key_start_local, key_start_local.data());
+  run_layers(ws, T, ws.k, ws.v, 0, !doc_ids.empty(), capture);
   if (logits) head(ws, 0, T);
   return ws;
 }
@@ -172,12 +184,12 @@ std::vector<float> Teacher::extend(ModelState& state, std::span<const int32_t> i
     for (int64_t t = 0; t < T; ++t) s->host_pos[static_cast<size_t>(t)] = static_cast<int32_t>(s->n + t);
     ops_->upload(rows_of(ws.ids, T), ids.data() + done);
     ops_->upload(rows_of(ws.pos, T), s->host_pos.data());
-    const bool window = cfg_.sliding_window > 0;
-    if (window) {  // the first keys, reusing host_pos once its positions are on the device
-      for (int64_t t = 0; t < T; ++t) s->host_pos[static_cast<size_t>(t)] = first_key(cfg_, 0, s->n + t);
-      ops_->upload(rows_of(ws.key_start, T), s->host_pos.data());
+    if (cfg_.sliding_window > 0) {  // the window's first keys, reusing host_pos once it is on the device
+      for (int64_t t = 0; t < T; ++t)
+        s->host_pos[static_cast<size_t>(t)] = first_key(cfg_.sliding_window, 0, s->n + t);
+      ops_->upload(rows_of(ws.key_start_local, T), s->host_pos.data());
     }
-    run_layers(ws, T, s->k, s->v, s->n, window, nullptr);
+    run_layers(ws, T, s->k, s->v, s->n, false, nullptr);
     s->n += T;
   }
   head(ws, T - 1, 1);

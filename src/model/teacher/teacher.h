@@ -73,7 +73,7 @@ class Teacher final : public LanguageModel {
  private:
   void run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                   bool first_keys, TeacherCapture* capture) const;
-  void attention_block(const Layer& w, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all, int64_t n_past,
+  void attention_block(int64_t layer, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all, int64_t n_past,
                        bool first_keys) const;
   void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
   void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;

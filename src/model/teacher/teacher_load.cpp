@@ -106,8 +106,13 @@ Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg
   embed_ = get("model.embed_tokens.weight");
   final_norm_ = get("model.norm.weight");
   lm_head_ = tied ? embed_ : get("lm_head.weight");
+  const Family& fam = family(cfg_.arch);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
-    auto w = [&](const char* suffix) { return get(layer_tensor_name(l, suffix)); };
+    auto w = [&](const char* norm_or_suffix) {  // a family's norm name (nullptr: none), or a tensor suffix
+      if (!norm_or_suffix) return Tensor{};
+      const std::string s = norm_or_suffix;
+      return get(layer_tensor_name(l, s.ends_with(".weight") || s.ends_with(".bias") ? s : s + ".weight"));
+    };
     layers_.push_back(Layer{
         .attn_norm = w("input_layernorm.weight"),
         .wq = w("self_attn.q_proj.weight"),
@@ -119,10 +124,12 @@ Teacher::Teacher(const Checkpoint& ckpt, Ops& ops, TeacherOptions options) : cfg
         .q_norm = w("self_attn.q_norm.weight"),
         .k_norm = w("self_attn.k_norm.weight"),
         .wo = w("self_attn.o_proj.weight"),
-        .mlp_norm = w("post_attention_layernorm.weight"),
+        .mlp_norm = w(fam.mlp_norm),
         .w_gate = w("mlp.gate_proj.weight"),
         .w_up = w("mlp.up_proj.weight"),
         .w_down = w("mlp.down_proj.weight"),
+        .post_attn_norm = w(fam.post_attn_norm),
+        .post_mlp_norm = w(fam.post_mlp_norm),
     });
   }
 }
@@ -134,7 +141,7 @@ size_t Teacher::weight_bytes() const { return weights_.size(); }
 Teacher::Workspace Teacher::make_workspace(int64_t rows, int64_t logit_rows) const {
   const int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, V = cfg_.vocab_size;
   const int64_t q_dim = cfg_.n_heads * cfg_.head_dim, kv_dim = cfg_.n_kv_heads * cfg_.head_dim;
-  const Shape shapes[] = {{rows}, {rows}, {rows}, {rows, C}, {rows, C}, {rows, q_dim}, {rows, q_dim},
+  const Shape shapes[] = {{rows}, {rows}, {rows}, {rows}, {rows, C}, {rows, C}, {rows, q_dim}, {rows, q_dim},
                           {rows, C}, {1, rows, kv_dim}, {1, rows, kv_dim}, {rows, F}, {rows, F},
                           {logit_rows, V}};
   size_t total = 0;
@@ -153,6 +160,7 @@ Teacher::Workspace Teacher::make_workspace(int64_t rows, int64_t logit_rows) con
   ws.ids = carve(DType::I32);
   ws.pos = carve(DType::I32);
   ws.key_start = carve(DType::I32);
+  ws.key_start_local = carve(DType::I32);
   ws.x = carve(DType::F32);
   ws.xn = carve(DType::F32);
   ws.q = carve(DType::F32);

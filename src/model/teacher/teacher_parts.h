@@ -6,18 +6,20 @@
 
 namespace arwkv {
 
-// Views into the teacher's weight buffer. Biases and q/k norms are empty tensors when the family
-// has none.
+// Views into the teacher's weight buffer. Biases, q/k norms and post norms are empty tensors when
+// the family has none.
 struct Teacher::Layer {
   Tensor attn_norm, wq, wk, wv, bq, bk, bv, q_norm, k_norm, wo;
   Tensor mlp_norm, w_gate, w_up, w_down;
+  Tensor post_attn_norm, post_mlp_norm;  // empty where the family has none
 };
 
 // Device memory for running up to `rows` tokens at once, carved from one buffer.
 struct Teacher::Workspace {
   Buffer buffer;
   int64_t rows = 0;
-  Tensor ids, pos, key_start;  // I32 [rows]
+  Tensor ids, pos, key_start;  // I32 [rows]; key_start: the first key of layers without a window
+  Tensor key_start_local;      // I32 [rows]: the first key of layers with sliding_window
   Tensor x, xn, q, att, o;     // [rows, C] / [rows, H·d]
   Tensor k, v;                 // [1, rows, Hkv·d]: keys and values of a whole-sequence pass
   Tensor gate, up;             // [rows, F]

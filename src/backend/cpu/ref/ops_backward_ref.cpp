@@ -84,14 +84,39 @@ void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, float
     for (int64_t c = 0; c < C; ++c) dw.f32()[c] = static_cast<float>(dw.f32()[c] + dw_sum[c]);
 }
 
-// y = silu(g)·u: dup = dy·silu(g); dgate = dy·u·σ(g)·(1 + g·(1 − σ(g))). Element by element, every
-// input read before the outputs are stored, so any output may alias any input.
-void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) {
+double activation(Activation act, double x) {
+  switch (act) {
+    case Activation::Silu:
+      return x / (1.0 + std::exp(-x));
+    case Activation::GeluTanh:
+      return 0.5 * x * (1.0 + std::tanh(kGeluK0 * (x + kGeluK1 * x * x * x)));
+  }
+  return 0.0;
+}
+
+// silu' = σ(x)·(1 + x·(1 − σ(x))); gelu' = ½(1 + t) + ½x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²) with
+// t = tanh(√(2/π)·(x + 0.044715·x³)).
+double activation_derivative(Activation act, double x) {
+  switch (act) {
+    case Activation::Silu: {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return s * (1.0 + x * (1.0 - s));
+    }
+    case Activation::GeluTanh: {
+      const double t = std::tanh(kGeluK0 * (x + kGeluK1 * x * x * x));
+      return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * kGeluK0 * (1.0 + 3.0 * kGeluK1 * x * x);
+    }
+  }
+  return 0.0;
+}
+
+// y = act(g)·u: dup = dy·act(g); dgate = dy·u·act'(g). Element by element, every input read before
+// the outputs are stored, so any output may alias any input.
+void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) {
   for (int64_t i = 0; i < dy.numel(); ++i) {
     const double d = dy.f32()[i], g = gate.f32()[i], u = up.f32()[i];
-    const double sg = 1.0 / (1.0 + std::exp(-g));
-    dgate.f32()[i] = static_cast<float>(d * u * sg * (1.0 + g * (1.0 - sg)));
-    dup.f32()[i] = static_cast<float>(d * g * sg);
+    dgate.f32()[i] = static_cast<float>(d * u * activation_derivative(act, g));
+    dup.f32()[i] = static_cast<float>(d * activation(act, g));
   }
 }
 

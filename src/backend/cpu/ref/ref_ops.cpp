@@ -133,12 +133,10 @@ class ReferenceOps final : public Ops {
     }
   }
 
-  void silu_mul(Tensor y, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul", Device::CPU, y, gate, up);
-    for (int64_t i = 0; i < y.numel(); ++i) {
-      const double g = gate.f32()[i];
-      y.f32()[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up.f32()[i]);
-    }
+  void glu(Tensor y, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu", Device::CPU, y, gate, up);
+    for (int64_t i = 0; i < y.numel(); ++i)
+      y.f32()[i] = static_cast<float>(ref::activation(act, gate.f32()[i]) * up.f32()[i]);
   }
 
   void add(Tensor y, Tensor a, Tensor b) override {
@@ -204,10 +202,10 @@ class ReferenceOps final : public Ops {
     chk::rmsnorm_backward(device(), dx, dw, dy, x, w);
     ref::rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate_dx);
   }
-  void silu_mul_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up) override {
-    chk::same_shape("silu_mul_backward", device(), dy, gate, up);
-    chk::same_shape("silu_mul_backward", device(), dy, dgate, dup);
-    ref::silu_mul_backward(dgate, dup, dy, gate, up);
+  void glu_backward(Tensor dgate, Tensor dup, Tensor dy, Tensor gate, Tensor up, Activation act) override {
+    chk::same_shape("glu_backward", device(), dy, gate, up);
+    chk::same_shape("glu_backward", device(), dy, dgate, dup);
+    ref::glu_backward(dgate, dup, dy, gate, up, act);
   }
   void token_shift_backward(Tensor dx, Tensor dx_prev, Tensor dmix, Tensor dout, Tensor x, Tensor x_prev, Tensor mix,
                             Tensor reset) override {
