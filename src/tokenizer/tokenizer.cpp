@@ -32,16 +32,41 @@ std::string nfc(std::string_view text) {
   return out;
 }
 
+// A SentencePiece token's bytes: "▁" is a space, a byte token <0xXX> its byte.
+std::string spm_token_bytes(const std::string& token, TokenType type) {
+  if (type == TokenType::Byte) {
+    const int b = byte_token_value(token);
+    if (b >= 0) return std::string(1, static_cast<char>(b));
+  }
+  std::string out;
+  for (size_t i = 0; i < token.size();) {
+    if (std::string_view(token).substr(i, kSpmSpace.size()) == kSpmSpace) {
+      out += ' ';
+      i += kSpmSpace.size();
+    } else {
+      out += token[i++];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-Tokenizer::Tokenizer(TokenizerData data)
-    : data_(std::move(data)), pre_(data_.pre_regexes, data_.source), bpe_(data_) {
+Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)), pre_(data_.pre_regexes, data_.source) {
   ARWKV_ASSERT(data_.token_types.size() == data_.tokens.size(), "token types and tokens differ in length");
+  const bool spm = data_.kind == TokenizerKind::SentencePiece;
+  if (spm)
+    spm_.emplace(data_);
+  else
+    bpe_.emplace(data_);
   const auto n = data_.tokens.size();
   token_bytes_.resize(n);
   ids_.reserve(n);
   for (size_t id = 0; id < n; ++id) {
-    if (!utf8::from_byte_level(data_.tokens[id], token_bytes_[id])) token_bytes_[id] = data_.tokens[id];
+    if (spm)
+      token_bytes_[id] = spm_token_bytes(data_.tokens[id], data_.token_types[id]);
+    else if (!utf8::from_byte_level(data_.tokens[id], token_bytes_[id]))
+      token_bytes_[id] = data_.tokens[id];
     ids_.emplace(data_.tokens[id], static_cast<int32_t>(id));
   }
   added_by_first_byte_.resize(256);
@@ -52,6 +77,7 @@ Tokenizer::Tokenizer(TokenizerData data)
     if (t.content.empty()) continue;
     token_bytes_[t.id] = t.content;
     ids_[t.content] = t.id;
+    if (spm && Spm::matches_user_token(t)) continue;  // matched by the SentencePiece encoder
     added_by_first_byte_[static_cast<uint8_t>(t.content[0])].push_back(i);
   }
   for (auto& list : added_by_first_byte_) {
@@ -89,16 +115,26 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   size_t pos = 0, begin = 0, end = 0;
   int32_t id = -1;
   while (pos < text.size() && find_added(text, pos, parse_special, begin, end, id)) {
-    encode_text(text.substr(pos, begin - pos), out);
+    encode_text(text.substr(pos, begin - pos), pos == 0, out);
     out.push_back(id);
     pos = end;
   }
-  encode_text(text.substr(pos), out);
+  encode_text(text.substr(pos), pos == 0, out);
   return out;
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+std::vector<int32_t> Tokenizer::encode_start(std::string_view text, bool parse_special) const {
+  std::vector<int32_t> ids = encode(text, parse_special);
+  if (add_bos()) ids.insert(ids.begin(), data_.bos_id);
+  return ids;
+}
+
+void Tokenizer::encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
   if (text.empty()) return;
+  if (spm_) {
+    spm_->encode(text, at_start && data_.add_space_prefix, out);
+    return;
+  }
   std::string normalized;
   if (data_.nfc && !is_ascii(text)) {
     normalized = nfc(text);
@@ -106,7 +142,7 @@ void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) co
   }
   std::vector<std::string_view> pieces;
   pre_.split(text, pieces);
-  for (auto piece : pieces) bpe_.encode_word(piece, out);
+  for (auto piece : pieces) bpe_->encode_word(piece, out);
 }
 
 std::string Tokenizer::decode_bytes(const std::vector<int32_t>& ids) const {
@@ -115,7 +151,34 @@ std::string Tokenizer::decode_bytes(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const { return utf8::repair(decode_bytes(ids)); }
+// SentencePiece decodes as HF's ByteFallback decoder does: a run of byte tokens that is not valid
+// UTF-8 becomes one U+FFFD per token; HF strips the space prefix it put in front.
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (!spm_) return utf8::repair(decode_bytes(ids));
+  std::string out, run;
+  size_t run_tokens = 0;
+  auto flush = [&] {
+    if (utf8::is_valid(run))
+      out += run;
+    else
+      for (size_t i = 0; i < run_tokens; ++i) out += "\xEF\xBF\xBD";
+    run.clear();
+    run_tokens = 0;
+  };
+  for (int32_t id : ids) {
+    const std::string& bytes = token_text(id);  // checks the id
+    if (data_.token_types[id] == TokenType::Byte) {
+      run += bytes;
+      ++run_tokens;
+      continue;
+    }
+    flush();
+    out += bytes;
+  }
+  flush();
+  if (data_.add_space_prefix && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  return utf8::repair(out);
+}
 
 const std::string& Tokenizer::token_text(int32_t id) const {
   ARWKV_ASSERT(id >= 0 && id < vocab_size(), "token id {} outside the vocabulary of {}", id, vocab_size());
