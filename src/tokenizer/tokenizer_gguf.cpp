@@ -89,7 +89,7 @@ TokenizerData tokenizer_data_from_gguf(const GgufFile& f) {
   d.bos_id = optional_id(f, "tokenizer.ggml.bos_token_id", n);
   d.eos_id = optional_id(f, "tokenizer.ggml.eos_token_id", n);
   d.pad_id = optional_id(f, "tokenizer.ggml.padding_token_id", n);
-  d.unk_id = optional_id(f, "tokenizer.ggml.unknown_token_id", n);
+  if (d.kind == TokenizerKind::SentencePiece) d.unk_id = optional_id(f, "tokenizer.ggml.unknown_token_id", n);
   d.add_bos = f.get_bool_or("tokenizer.ggml.add_bos_token", false) && d.bos_id >= 0;
   d.add_eos = f.get_bool_or("tokenizer.ggml.add_eos_token", false) && d.eos_id >= 0;
   d.chat_template = f.get_string_or("tokenizer.chat_template", "");
