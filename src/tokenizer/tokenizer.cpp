@@ -69,7 +69,7 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)), pre_(data_.pr
       token_bytes_[id] = data_.tokens[id];
     ids_.emplace(data_.tokens[id], static_cast<int32_t>(id));
   }
-  added_by_first_byte_.resize(256);
+  added_lengths_.resize(256);
   for (size_t i = 0; i < data_.added_tokens.size(); ++i) {
     const AddedToken& t = data_.added_tokens[i];
     if (t.id < 0 || static_cast<size_t>(t.id) >= n)
@@ -78,13 +78,11 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)), pre_(data_.pr
     token_bytes_[t.id] = t.content;
     ids_[t.content] = t.id;
     if (spm && Spm::matches_user_token(t)) continue;  // matched by the SentencePiece encoder
-    added_by_first_byte_[static_cast<uint8_t>(t.content[0])].push_back(i);
+    added_by_content_[t.content].push_back(i);
+    auto& lengths = added_lengths_[static_cast<uint8_t>(t.content[0])];
+    if (std::find(lengths.begin(), lengths.end(), t.content.size()) == lengths.end()) lengths.push_back(t.content.size());
   }
-  for (auto& list : added_by_first_byte_) {
-    std::stable_sort(list.begin(), list.end(), [&](size_t a, size_t b) {
-      return data_.added_tokens[a].content.size() > data_.added_tokens[b].content.size();
-    });
-  }
+  for (auto& lengths : added_lengths_) std::sort(lengths.rbegin(), lengths.rend());
   stop_.assign(n, false);
   for (int32_t id : data_.stop_ids)
     if (id >= 0 && static_cast<size_t>(id) < n) stop_[id] = true;
@@ -93,9 +91,14 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)), pre_(data_.pr
 bool Tokenizer::find_added(std::string_view text, size_t pos, bool parse_special, size_t& begin, size_t& end,
                            int32_t& id) const {
   for (size_t i = pos; i < text.size(); ++i) {
-    for (size_t k : added_by_first_byte_[static_cast<uint8_t>(text[i])]) {
-      const AddedToken& t = data_.added_tokens[k];
-      if ((t.special && !parse_special) || text.compare(i, t.content.size(), t.content) != 0) continue;
+    for (size_t len : added_lengths_[static_cast<uint8_t>(text[i])]) {
+      if (len > text.size() - i) continue;
+      auto it = added_by_content_.find(text.substr(i, len));
+      if (it == added_by_content_.end()) continue;
+      size_t k = 0;
+      while (k < it->second.size() && data_.added_tokens[it->second[k]].special && !parse_special) ++k;
+      if (k == it->second.size()) continue;
+      const AddedToken& t = data_.added_tokens[it->second[k]];
       begin = i;
       end = i + t.content.size();
       if (t.lstrip)

@@ -62,7 +62,10 @@ class Tokenizer {
   std::optional<Spm> spm_;
   std::vector<std::string> token_bytes_;
   std::unordered_map<std::string, int32_t> ids_;
-  std::vector<std::vector<size_t>> added_by_first_byte_;  // indices into data_.added_tokens, longest first
+  // Added tokens by content (indices into data_.added_tokens; the views point into it), and the
+  // lengths of those starting with each byte, longest first.
+  std::unordered_map<std::string_view, std::vector<size_t>> added_by_content_;
+  std::vector<std::vector<size_t>> added_lengths_;
   std::vector<bool> stop_;
 };
 
