@@ -37,15 +37,20 @@ bool Spm::matches_user_token(const AddedToken& t) {
 }
 
 Spm::Spm(const TokenizerData& d) : unk_id_(d.unk_id) {
+  std::vector<int32_t> user_ids;
   for (const AddedToken& t : d.added_tokens) {
     if (!matches_user_token(t)) continue;
-    const std::string text = escape_spaces(t.content);
-    user_.emplace(text, t.id);
-    user_first_[static_cast<uint8_t>(text[0])] = true;
-    if (std::find(user_lengths_.begin(), user_lengths_.end(), text.size()) == user_lengths_.end())
-      user_lengths_.push_back(text.size());
+    user_texts_.push_back(escape_spaces(t.content));
+    user_ids.push_back(t.id);
   }
-  std::sort(user_lengths_.rbegin(), user_lengths_.rend());
+  for (size_t k = 0; k < user_texts_.size(); ++k) {  // user_texts_ is complete: the views stay valid
+    const std::string_view text = user_texts_[k];
+    user_.emplace(text, user_ids[k]);
+    for (size_t i = 0; i < text.size();) {
+      i += utf8::step(text, i).len;
+      user_prefixes_.insert(text.substr(0, i));
+    }
+  }
   ARWKV_ASSERT(d.scores.size() == d.tokens.size(), "SentencePiece tokenizer without a score per token");
   byte_ids_.fill(-1);
   pieces_.reserve(d.tokens.size());
@@ -62,13 +67,16 @@ Spm::Spm(const TokenizerData& d) : unk_id_(d.unk_id) {
 }
 
 std::pair<int32_t, size_t> Spm::match_user(std::string_view text, size_t i) const {
-  if (!user_first_[static_cast<uint8_t>(text[i])]) return {-1, 0};
-  for (size_t n : user_lengths_) {
-    if (i + n > text.size()) continue;
-    auto it = user_.find(std::string(text.substr(i, n)));
-    if (it != user_.end()) return {it->second, n};
+  std::pair<int32_t, size_t> best{-1, 0};
+  if (user_.empty()) return best;
+  // Grow the candidate a character at a time while it is the prefix of some user token.
+  for (size_t end = i + utf8::step(text, i).len;; end += utf8::step(text, end).len) {
+    const std::string_view candidate = text.substr(i, end - i);
+    if (!user_prefixes_.count(candidate)) break;
+    if (auto it = user_.find(candidate); it != user_.end()) best = {it->second, end - i};
+    if (end >= text.size()) break;
   }
-  return {-1, 0};
+  return best;
 }
 
 const Spm::Piece* Spm::find(std::string_view text) const {

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,10 @@ class Spm {
  public:
   // data must outlive the Spm (its token strings are the keys of the lookup table).
   explicit Spm(const TokenizerData& data);
+  Spm(const Spm&) = delete;  // its tables hold views into its own strings: moved, never copied
+  Spm& operator=(const Spm&) = delete;
+  Spm(Spm&&) = default;
+  Spm& operator=(Spm&&) = default;
 
   // Appends the ids of text (raw bytes, spaces still spaces) to out; space_prefix puts "▁" first.
   void encode(std::string_view text, bool space_prefix, std::vector<int32_t>& out) const;
@@ -48,10 +53,18 @@ class Spm {
   // The id and byte length of the longest user token at text[i], or {-1, 0}.
   std::pair<int32_t, size_t> match_user(std::string_view text, size_t i) const;
 
-  std::unordered_map<std::string_view, Piece> pieces_;  // normal tokens (the only merge results)
-  std::unordered_map<std::string, int32_t> user_;       // user tokens, spaces spelled "▁"
-  std::vector<size_t> user_lengths_;                    // their byte lengths, longest first
-  std::array<bool, 256> user_first_{};                  // first bytes of user tokens
+  // FNV-1a: the pair lookups are most of the time spent, on short keys.
+  struct Hash {
+    size_t operator()(std::string_view s) const {
+      uint64_t h = 1469598103934665603ull;
+      for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+      return static_cast<size_t>(h);
+    }
+  };
+  std::unordered_map<std::string_view, Piece, Hash> pieces_;  // normal tokens (the only merge results)
+  std::vector<std::string> user_texts_;                       // user tokens, spaces spelled "▁"
+  std::unordered_map<std::string_view, int32_t, Hash> user_;  // views into user_texts_
+  std::unordered_set<std::string_view, Hash> user_prefixes_;  // their prefixes, whole characters
   std::array<int32_t, 256> byte_ids_{};
   int32_t unk_id_ = -1;
 };
