@@ -75,7 +75,7 @@ void run_eval(const EvalCli& o) {
   LoadedModel m = LoadedModel::open(o.model, o.backend);
   std::vector<int32_t> ids;
   for (const std::string& path : o.texts) {
-    std::vector<int32_t> part = m.tokenizer->encode(read_text(path), false);
+    std::vector<int32_t> part = m.tokenizer->encode_start(read_text(path), false);  // each file a document
     ids.insert(ids.end(), part.begin(), part.end());
   }
   EvalOptions opt;

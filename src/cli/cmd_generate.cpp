@@ -88,7 +88,9 @@ GenerateStats stream_reply(const LoadedModel& m, ModelState& state, const std::v
 void run_generate(const RunOptions& o) {
   if (o.prompt.empty() && o.state_in.empty()) fail("generate: give a prompt (-p) or a saved state (--state-in)");
   LoadedModel m = LoadedModel::open(o.model, o.backend);
-  std::vector<int32_t> prompt = m.tokenizer->encode(o.prompt);
+  // A prompt that starts the sequence gets BOS where the tokenizer adds it; one that continues a saved state not.
+  std::vector<int32_t> prompt =
+      o.state_in.empty() ? m.tokenizer->encode_start(o.prompt) : m.tokenizer->encode(o.prompt);
   const int64_t held = o.state_in.empty() ? 0 : state_file_tokens(o.state_in);
   auto state = m.model->new_state(held + static_cast<int64_t>(prompt.size()) + o.n + 1);
   std::vector<float> logits;

@@ -28,7 +28,7 @@ std::string nfc(const std::string& text) {
 }  // namespace
 
 TokenizedDocument tokenize_text(const Tokenizer& tokenizer, const std::string& text) {
-  return {tokenizer.encode(text, false), {}};
+  return {tokenizer.encode_start(text, false), {}};
 }
 
 RenderedChat render_chat(const TokenizerData& data, const std::vector<ChatMessage>& messages,
@@ -38,16 +38,18 @@ RenderedChat render_chat(const TokenizerData& data, const std::vector<ChatMessag
     for (ChatMessage& m : msgs) m.content = nfc(m.content);
   RenderedChat r;
   r.text = apply_chat_template(data, msgs, false);
-  const std::string header = "<|im_start|>assistant\n", close = "<|im_end|>";
+  const ChatFormat& format = chat_format(data);
+  const std::string header = assistant_header(format), close = format.turn_end;
   for (size_t i = 0; i < msgs.size(); ++i) {
     if (msgs[i].role != "assistant") continue;
     const std::vector<ChatMessage> before(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(i));
     const size_t at = apply_chat_template(data, before, false).size();
-    const size_t begin = at + header.size(), end = begin + msgs[i].content.size() + close.size();
-    if (r.text.compare(at, header.size(), header) != 0 ||
-        r.text.compare(begin, msgs[i].content.size(), msgs[i].content) != 0 ||
+    const std::string content = chat_content(format, msgs[i].content);
+    const size_t begin = at + header.size(), end = begin + content.size() + close.size();
+    if (r.text.compare(at, header.size(), header) != 0 || r.text.compare(begin, content.size(), content) != 0 ||
         r.text.compare(end - close.size(), close.size(), close) != 0)
-      fail("{}: the chat template of {} does not render assistant turn {} as ChatML", source, data.source, i);
+      fail("{}: the chat template of {} does not render assistant turn {} as {}", source, data.source, i,
+           format.name);
     r.assistant_spans.emplace_back(begin, end);
   }
   return r;

@@ -129,7 +129,7 @@ std::vector<std::vector<int32_t>> prompts(const ApiModel& model, const json& j) 
   const json* p = field(j, "prompt");
   if (!p) bad("'prompt' is required", "missing_field");
   auto one = [&](const json& x) -> std::vector<int32_t> {
-    if (x.is_string()) return model.m.tokenizer->encode(x.get<std::string>());
+    if (x.is_string()) return model.m.tokenizer->encode_start(x.get<std::string>());
     if (x.is_array()) return token_ids(model, x);
     bad("'prompt' must be a string, a list of strings, or token ids", "invalid_type");
   };

@@ -32,19 +32,44 @@ std::string nfc(std::string_view text) {
   return out;
 }
 
+// A SentencePiece token's bytes: "▁" is a space, a byte token <0xXX> its byte.
+std::string spm_token_bytes(const std::string& token, TokenType type) {
+  if (type == TokenType::Byte) {
+    const int b = byte_token_value(token);
+    if (b >= 0) return std::string(1, static_cast<char>(b));
+  }
+  std::string out;
+  for (size_t i = 0; i < token.size();) {
+    if (std::string_view(token).substr(i, kSpmSpace.size()) == kSpmSpace) {
+      out += ' ';
+      i += kSpmSpace.size();
+    } else {
+      out += token[i++];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-Tokenizer::Tokenizer(TokenizerData data)
-    : data_(std::move(data)), pre_(data_.pre_regexes, data_.source), bpe_(data_) {
+Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)), pre_(data_.pre_regexes, data_.source) {
   ARWKV_ASSERT(data_.token_types.size() == data_.tokens.size(), "token types and tokens differ in length");
+  const bool spm = data_.kind == TokenizerKind::SentencePiece;
+  if (spm)
+    spm_.emplace(data_);
+  else
+    bpe_.emplace(data_);
   const auto n = data_.tokens.size();
   token_bytes_.resize(n);
   ids_.reserve(n);
   for (size_t id = 0; id < n; ++id) {
-    if (!utf8::from_byte_level(data_.tokens[id], token_bytes_[id])) token_bytes_[id] = data_.tokens[id];
+    if (spm)
+      token_bytes_[id] = spm_token_bytes(data_.tokens[id], data_.token_types[id]);
+    else if (!utf8::from_byte_level(data_.tokens[id], token_bytes_[id]))
+      token_bytes_[id] = data_.tokens[id];
     ids_.emplace(data_.tokens[id], static_cast<int32_t>(id));
   }
-  added_by_first_byte_.resize(256);
+  added_lengths_.resize(256);
   for (size_t i = 0; i < data_.added_tokens.size(); ++i) {
     const AddedToken& t = data_.added_tokens[i];
     if (t.id < 0 || static_cast<size_t>(t.id) >= n)
@@ -52,13 +77,12 @@ Tokenizer::Tokenizer(TokenizerData data)
     if (t.content.empty()) continue;
     token_bytes_[t.id] = t.content;
     ids_[t.content] = t.id;
-    added_by_first_byte_[static_cast<uint8_t>(t.content[0])].push_back(i);
+    if (spm && Spm::matches_user_token(t)) continue;  // matched by the SentencePiece encoder
+    added_by_content_[t.content].push_back(i);
+    auto& lengths = added_lengths_[static_cast<uint8_t>(t.content[0])];
+    if (std::find(lengths.begin(), lengths.end(), t.content.size()) == lengths.end()) lengths.push_back(t.content.size());
   }
-  for (auto& list : added_by_first_byte_) {
-    std::stable_sort(list.begin(), list.end(), [&](size_t a, size_t b) {
-      return data_.added_tokens[a].content.size() > data_.added_tokens[b].content.size();
-    });
-  }
+  for (auto& lengths : added_lengths_) std::sort(lengths.rbegin(), lengths.rend());
   stop_.assign(n, false);
   for (int32_t id : data_.stop_ids)
     if (id >= 0 && static_cast<size_t>(id) < n) stop_[id] = true;
@@ -67,9 +91,14 @@ Tokenizer::Tokenizer(TokenizerData data)
 bool Tokenizer::find_added(std::string_view text, size_t pos, bool parse_special, size_t& begin, size_t& end,
                            int32_t& id) const {
   for (size_t i = pos; i < text.size(); ++i) {
-    for (size_t k : added_by_first_byte_[static_cast<uint8_t>(text[i])]) {
-      const AddedToken& t = data_.added_tokens[k];
-      if ((t.special && !parse_special) || text.compare(i, t.content.size(), t.content) != 0) continue;
+    for (size_t len : added_lengths_[static_cast<uint8_t>(text[i])]) {
+      if (len > text.size() - i) continue;
+      auto it = added_by_content_.find(text.substr(i, len));
+      if (it == added_by_content_.end()) continue;
+      size_t k = 0;
+      while (k < it->second.size() && data_.added_tokens[it->second[k]].special && !parse_special) ++k;
+      if (k == it->second.size()) continue;
+      const AddedToken& t = data_.added_tokens[it->second[k]];
       begin = i;
       end = i + t.content.size();
       if (t.lstrip)
@@ -89,16 +118,26 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special
   size_t pos = 0, begin = 0, end = 0;
   int32_t id = -1;
   while (pos < text.size() && find_added(text, pos, parse_special, begin, end, id)) {
-    encode_text(text.substr(pos, begin - pos), out);
+    encode_text(text.substr(pos, begin - pos), pos == 0, out);
     out.push_back(id);
     pos = end;
   }
-  encode_text(text.substr(pos), out);
+  encode_text(text.substr(pos), pos == 0, out);
   return out;
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+std::vector<int32_t> Tokenizer::encode_start(std::string_view text, bool parse_special) const {
+  std::vector<int32_t> ids = encode(text, parse_special);
+  if (add_bos()) ids.insert(ids.begin(), data_.bos_id);
+  return ids;
+}
+
+void Tokenizer::encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const {
   if (text.empty()) return;
+  if (spm_) {
+    spm_->encode(text, at_start && data_.add_space_prefix, out);
+    return;
+  }
   std::string normalized;
   if (data_.nfc && !is_ascii(text)) {
     normalized = nfc(text);
@@ -106,7 +145,7 @@ void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) co
   }
   std::vector<std::string_view> pieces;
   pre_.split(text, pieces);
-  for (auto piece : pieces) bpe_.encode_word(piece, out);
+  for (auto piece : pieces) bpe_->encode_word(piece, out);
 }
 
 std::string Tokenizer::decode_bytes(const std::vector<int32_t>& ids) const {
@@ -115,7 +154,34 @@ std::string Tokenizer::decode_bytes(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-std::string Tokenizer::decode(const std::vector<int32_t>& ids) const { return utf8::repair(decode_bytes(ids)); }
+// SentencePiece decodes as HF's ByteFallback decoder does: a run of byte tokens that is not valid
+// UTF-8 becomes one U+FFFD per token; HF strips the space prefix it put in front.
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  if (!spm_) return utf8::repair(decode_bytes(ids));
+  std::string out, run;
+  size_t run_tokens = 0;
+  auto flush = [&] {
+    if (utf8::is_valid(run))
+      out += run;
+    else
+      for (size_t i = 0; i < run_tokens; ++i) out += "\xEF\xBF\xBD";
+    run.clear();
+    run_tokens = 0;
+  };
+  for (int32_t id : ids) {
+    const std::string& bytes = token_text(id);  // checks the id
+    if (data_.token_types[id] == TokenType::Byte) {
+      run += bytes;
+      ++run_tokens;
+      continue;
+    }
+    flush();
+    out += bytes;
+  }
+  flush();
+  if (data_.add_space_prefix && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  return utf8::repair(out);
+}
 
 const std::string& Tokenizer::token_text(int32_t id) const {
   ARWKV_ASSERT(id >= 0 && id < vocab_size(), "token id {} outside the vocabulary of {}", id, vocab_size());

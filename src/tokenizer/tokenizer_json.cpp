@@ -2,14 +2,21 @@
 // string → id; merges as "a b" strings or ["a", "b"] pairs, in rank order; ignore_merges),
 // added_tokens [{id, content, special, lstrip, rstrip, ...}], normalizer (null, NFC, or a Sequence
 // of those), pre_tokenizer (Sequence of Split{Regex|String, behavior Isolated}, Digits and
-// ByteLevel, which must be present). Next to it, when present: tokenizer_config.json (bos/eos/pad
-// token, chat_template), chat_template.jinja, generation_config.json (eos_token_id: int or list).
+// ByteLevel, which must be present). A BPE with byte_fallback is SentencePiece as HF writes it
+// (Gemma, Llama 2): normalizer Replace " " → "▁" (after a Prepend "▁" when a space prefix is put),
+// no pre-tokenizer (or the no-op Split on " " of Gemma's file), merges in score order; a token's
+// score is minus the rank of the first merge that makes it, <0xXX> tokens are byte tokens.
+// Next to it, when present: tokenizer_config.json (bos/eos/pad token, chat_template, and for
+// SentencePiece add_bos_token/add_eos_token), chat_template.jinja, generation_config.json
+// (eos_token_id: int or list).
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/spm.h"
 #include "tokenizer/tokenizer_data.h"
 
 namespace arwkv {
@@ -95,12 +102,44 @@ bool normalizer_is_nfc(const std::string& path, const json& n) {
   fail("{}: normalizer '{}' is not supported (only NFC or none)", path, type);
 }
 
+// The normalizer of a SentencePiece tokenizer.json: sets add_space_prefix, refuses anything else.
+void spm_normalizer(const std::string& path, const json& n, TokenizerData& d) {
+  const std::string space = "\xE2\x96\x81";
+  const std::string type = n.is_null() ? "" : n.value("type", "");
+  if (type == "Sequence") {
+    for (const auto& sub : n.at("normalizers")) spm_normalizer(path, sub, d);
+    return;
+  }
+  if (type == "Prepend" && n.value("prepend", "") == space) {
+    d.add_space_prefix = true;
+    return;
+  }
+  if (type == "Replace" && n.at("pattern").value("String", "") == " " && n.value("content", "") == space) return;
+  fail("{}: normalizer {} is not supported for a byte-fallback BPE (SentencePiece: Replace \" \" → \"▁\", Prepend)",
+       path, n.dump());
+}
+
+// Scores from merge ranks (the first merge that makes a token), for the score-ordered merging of
+// spm.h; tokens no merge makes score below all.
+void spm_scores_from_merges(TokenizerData& d) {
+  std::unordered_map<std::string, size_t> first;
+  for (size_t rank = 0; rank < d.merges.size(); ++rank)
+    first.emplace(d.merges[rank].first + d.merges[rank].second, rank);
+  d.scores.assign(d.tokens.size(), 0.0f);
+  for (size_t id = 0; id < d.tokens.size(); ++id) {
+    auto it = first.find(d.tokens[id]);
+    d.scores[id] = -static_cast<float>(it == first.end() ? d.merges.size() + id : it->second);
+  }
+  d.merges.clear();
+}
+
 void read_model(const std::string& path, const json& m, TokenizerData& d) {
   if (m.value("type", "BPE") != "BPE") fail("{}: model type '{}' is not BPE", path, m.value("type", ""));
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(key) && m[key].is_string() && !m[key].get<std::string>().empty())
       fail("{}: BPE {} is not supported", path, key);
   d.ignore_merges = m.value("ignore_merges", false);
+  if (m.value("byte_fallback", false)) d.kind = TokenizerKind::SentencePiece;
   const json& vocab = m.at("vocab");
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int32_t id = token_id_of(path, it.value(), fmt::format("vocab entry '{}'", it.key()));
@@ -145,6 +184,11 @@ void read_siblings(const std::filesystem::path& dir, TokenizerData& d) {
     d.bos_id = id_of("bos_token");
     d.eos_id = id_of("eos_token");
     d.pad_id = id_of("pad_token");
+    if (d.kind == TokenizerKind::SentencePiece) {
+      d.unk_id = id_of("unk_token") >= 0 ? id_of("unk_token") : d.unk_id;
+      d.add_bos = c.value("add_bos_token", false) && d.bos_id >= 0;
+      d.add_eos = c.value("add_eos_token", false) && d.eos_id >= 0;
+    }
     if (c.contains("chat_template") && c["chat_template"].is_string()) {
       d.chat_template = c["chat_template"].get<std::string>();
     } else if (c.contains("chat_template") && c["chat_template"].is_array()) {
@@ -178,15 +222,29 @@ TokenizerData load_tokenizer_json(const std::string& path) {
   try {
     read_model(path, j.at("model"), d);
     if (j.contains("added_tokens")) read_added_tokens(j["added_tokens"], d);
-    d.nfc = j.contains("normalizer") && normalizer_is_nfc(path, j["normalizer"]);
-    if (!j.contains("pre_tokenizer") || !pre_tokenizer(path, j["pre_tokenizer"], d.pre_regexes))
-      fail("{}: no ByteLevel pre-tokenizer; only byte-level BPE is supported", path);
+    if (d.kind == TokenizerKind::SentencePiece) {
+      spm_normalizer(path, j.value("normalizer", json()), d);
+      const json pre = j.value("pre_tokenizer", json());
+      const bool no_op_split = !pre.is_null() && pre.value("type", "") == "Split" &&
+                               pre.at("pattern").value("String", "") == " ";  // nothing left to split
+      if (!pre.is_null() && !no_op_split) fail("{}: pre-tokenizer {} is not supported for SentencePiece", path, pre.dump());
+      const json& model = j.at("model");
+      if (model.contains("unk_token") && model["unk_token"].is_string())
+        d.unk_id = d.find_token(model["unk_token"].get<std::string>());
+      spm_scores_from_merges(d);
+    } else {
+      d.nfc = j.contains("normalizer") && normalizer_is_nfc(path, j["normalizer"]);
+      if (!j.contains("pre_tokenizer") || !pre_tokenizer(path, j["pre_tokenizer"], d.pre_regexes))
+        fail("{}: no ByteLevel pre-tokenizer; only byte-level BPE is supported", path);
+    }
   } catch (const json::exception& e) {
     fail("{}: unexpected tokenizer.json structure: {}", path, e.what());
   }
   d.token_types.assign(d.tokens.size(), TokenType::Normal);
-  for (size_t i = 0; i < d.tokens.size(); ++i)
+  for (size_t i = 0; i < d.tokens.size(); ++i) {
     if (d.tokens[i].empty()) d.token_types[i] = TokenType::Unused;
+    if (d.kind == TokenizerKind::SentencePiece && byte_token_value(d.tokens[i]) >= 0) d.token_types[i] = TokenType::Byte;
+  }
   for (const AddedToken& a : d.added_tokens)
     d.token_types[a.id] = a.special ? TokenType::Control : TokenType::UserDefined;
   read_siblings(std::filesystem::path(path).parent_path(), d);

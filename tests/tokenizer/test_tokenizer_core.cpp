@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -273,6 +274,119 @@ TEST(Loader, LoadTokenizerFromCheckpoint) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fake-checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace arwkv
+
+namespace arwkv {
+namespace {
+
+// A hand-made SentencePiece vocabulary: "ab" has a lower id (and would win left to right) but "bc"
+// has the higher score; "aa" ties with itself; "é" has no piece (byte fallback); "  " is a
+// user-defined whitespace run.
+TokenizerData tiny_spm_data(bool bytes) {
+  TokenizerData d;
+  d.source = "tiny-spm";
+  d.kind = TokenizerKind::SentencePiece;
+  auto add = [&](const std::string& t, TokenType type, float score) {
+    d.tokens.push_back(t);
+    d.token_types.push_back(type);
+    d.scores.push_back(score);
+    return static_cast<int32_t>(d.tokens.size() - 1);
+  };
+  add("<unk>", TokenType::Unknown, 0);
+  add("<bos>", TokenType::Control, 0);
+  add("  ", TokenType::UserDefined, 0);
+  if (bytes)
+    for (int b = 0; b < 256; ++b) add(fmt::format("<0x{:02X}>", b), TokenType::Byte, 0);
+  for (auto [t, score] : std::vector<std::pair<std::string, float>>{{"ab", -3},
+                                                                   {"bc", -1},
+                                                                   {"aa", -2},
+                                                                   {"ca", -4},
+                                                                   {"\xE2\x96\x81" "a", -5},
+                                                                   {"a", -10},
+                                                                   {"b", -10},
+                                                                   {"c", -10},
+                                                                   {"\xE2\x96\x81", -10}})
+    add(t, TokenType::Normal, score);
+  d.added_tokens = {{1, "<bos>", true, false, false}, {2, "  ", false, false, false}};
+  d.unk_id = 0;
+  d.bos_id = 1;
+  d.add_bos = true;
+  return d;
+}
+
+std::vector<std::string> spm_pieces(const Tokenizer& tok, const std::string& text) {
+  std::vector<std::string> out;
+  for (int32_t id : tok.encode(text)) out.push_back(tok.data().tokens[id]);
+  return out;
+}
+
+TEST(SentencePiece, MergesByScoreNotLeftToRight) {
+  const Tokenizer tok(tiny_spm_data(true));
+  using V = std::vector<std::string>;
+  EXPECT_EQ(spm_pieces(tok, "abc"), V({"a", "bc"}));  // "bc" (-1) before "ab" (-3)
+  EXPECT_EQ(spm_pieces(tok, "abab"), V({"ab", "ab"}));
+  EXPECT_EQ(spm_pieces(tok, "aaa"), V({"aa", "a"}));    // a tie: the leftmost pair
+  EXPECT_EQ(spm_pieces(tok, "caab"), V({"c", "aa", "b"}));  // "aa" (-2) before "ab" (-3) and "ca" (-4)
+  EXPECT_EQ(spm_pieces(tok, "a a"), V({"a", "\xE2\x96\x81" "a"}));
+  EXPECT_EQ(spm_pieces(tok, "a  a"), V({"a", "  ", "a"}));  // the user-defined run, not "▁" + "▁a"
+  EXPECT_EQ(tok.decode(tok.encode("a  a bc")), "a  a bc");
+}
+
+TEST(SentencePiece, ByteFallbackAndUnknown) {
+  const Tokenizer tok(tiny_spm_data(true));
+  using V = std::vector<std::string>;
+  EXPECT_EQ(spm_pieces(tok, "a\xC3\xA9"), V({"a", "<0xC3>", "<0xA9>"}));
+  EXPECT_EQ(spm_pieces(tok, "\xFF" "b"), V({"<0xFF>", "b"}));  // invalid UTF-8: its byte
+  EXPECT_EQ(tok.decode(tok.encode("a\xC3\xA9")), "a\xC3\xA9");
+  EXPECT_EQ(tok.decode_bytes(tok.encode("\xFF" "b")), "\xFF" "b");
+  // HF's ByteFallback decoder: byte tokens that are not valid UTF-8 are one U+FFFD each.
+  EXPECT_EQ(tok.decode({tok.token_id("<0xC3>"), tok.token_id("<0xC3>"), tok.token_id("b")}),
+            "\xEF\xBF\xBD\xEF\xBF\xBD" "b");
+  const Tokenizer no_bytes(tiny_spm_data(false));
+  EXPECT_EQ(spm_pieces(no_bytes, "a\xC3\xA9"), V({"a", "<unk>"}));
+}
+
+TEST(SentencePiece, BosOnlyFromEncodeStart) {
+  const Tokenizer tok(tiny_spm_data(true));
+  EXPECT_TRUE(tok.add_bos());
+  EXPECT_EQ(tok.encode("ab"), std::vector<int32_t>({tok.token_id("ab")}));
+  EXPECT_EQ(tok.encode_start("ab"), std::vector<int32_t>({1, tok.token_id("ab")}));
+  EXPECT_EQ(tok.encode_start("<bos>ab"), std::vector<int32_t>({1, 1, tok.token_id("ab")}));
+}
+
+// Against a naive quadratic loop: merge the best pair (highest score, leftmost), look up the rest.
+TEST(SentencePiece, MatchesNaiveMergeLoop) {
+  const TokenizerData d = tiny_spm_data(true);
+  const Tokenizer tok(d);
+  auto naive = [&](const std::string& text) {
+    std::vector<std::string> sym;
+    for (char c : text) sym.push_back(c == ' ' ? "\xE2\x96\x81" : std::string(1, c));
+    auto score_of = [&](const std::string& s) -> std::optional<float> {
+      for (size_t i = 0; i < d.tokens.size(); ++i)
+        if (d.token_types[i] == TokenType::Normal && d.tokens[i] == s) return d.scores[i];
+      return std::nullopt;
+    };
+    for (;;) {
+      int best = -1;
+      float best_score = 0;
+      for (size_t i = 0; i + 1 < sym.size(); ++i)
+        if (auto s = score_of(sym[i] + sym[i + 1]); s && (best < 0 || *s > best_score)) best = int(i), best_score = *s;
+      if (best < 0) break;
+      sym[best] += sym[best + 1];
+      sym.erase(sym.begin() + best + 1);
+    }
+    return sym;
+  };
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string text(1 + rng() % 12, 'a');
+    for (char& c : text) c = "abc b"[rng() % 5];
+    if (text.find("  ") != std::string::npos) continue;  // the user-defined run is not the naive loop's
+    EXPECT_EQ(spm_pieces(tok, text), naive(text)) << text;
   }
 }
 

