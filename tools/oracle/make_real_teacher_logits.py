@@ -7,6 +7,8 @@ default teacher) into tests/data/real/smollm2_logits.json, models/gemma-3-270m.Q
 into tests/data/real/gemma3_logits.json. For each prompt we store the token ids its tokenizer gives
 (with the BOS token where the tokenizer adds one, as Gemma's does) and the top-k (id, logit) of the
 last position, plus the whole-sequence logits' mean and standard deviation. The C++ test checks ours.
+Gemma's ids come from HF's fast tokenizer converted from the sentencepiece model the GGUF holds
+(make_tokenizer_goldens.py), since transformers' GGUF route builds a different (Unigram) one.
 
 Run: python tools/oracle/make_real_teacher_logits.py [smollm2|gemma3 ...]  (needs torch, transformers,
 gguf, numpy, accelerate)
@@ -48,7 +50,12 @@ def make(gguf_name, out_name, prompts, add_special):
     if not os.path.exists(os.path.join(MODEL_DIR, gguf_name)):
         sys.exit(f"missing {gguf_name}: run scripts/fetch_models.sh first")
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(MODEL_DIR, gguf_file=gguf_name)
+    if gguf_name.startswith("gemma"):  # transformers' GGUF route gets Gemma's tokenizer wrong (a Unigram model)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from make_tokenizer_goldens import gemma3_hf_tokenizer
+        tok = gemma3_hf_tokenizer(os.path.join(MODEL_DIR, gguf_name))[2]
+    else:
+        tok = AutoTokenizer.from_pretrained(MODEL_DIR, gguf_file=gguf_name)
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, gguf_file=gguf_name, dtype=torch.float32,
                                                  attn_implementation="eager")
     model.eval()

@@ -322,17 +322,14 @@ def gemma_spm_proto(meta):
     return proto
 
 
-def gemma3_goldens(gguf_path, out):
-    """HF's fast Gemma tokenizer converted from the rebuilt tokenizer.model, checked against sentencepiece."""
-    import re
-    import sentencepiece as spm
-    from jinja2 import Environment
+def gemma3_hf_tokenizer(gguf_path):
+    """(metadata, the rebuilt sentencepiece proto, HF's fast Gemma tokenizer converted from it as HF made the
+    published tokenizer.json). transformers' own GGUF route builds a Unigram model for Gemma, which is not it."""
     from transformers import GemmaTokenizer, GemmaTokenizerFast
     from transformers.convert_slow_tokenizer import convert_slow_tokenizer
     with open(gguf_path, "rb") as f:
         meta = gguf_metadata(f.read(64 << 20))
     proto = gemma_spm_proto(meta)
-    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "tokenizer.model")
         with open(model, "wb") as f:
@@ -340,6 +337,16 @@ def gemma3_goldens(gguf_path, out):
         slow = GemmaTokenizer(vocab_file=model, add_bos_token=True, add_eos_token=False)
         hf = GemmaTokenizerFast(tokenizer_object=convert_slow_tokenizer(slow), bos_token="<bos>", eos_token="<eos>",
                                 unk_token="<unk>", pad_token="<pad>", add_bos_token=True, add_eos_token=False)
+    return meta, proto, hf
+
+
+def gemma3_goldens(gguf_path, out):
+    """HF's fast Gemma tokenizer converted from the rebuilt tokenizer.model, checked against sentencepiece."""
+    import re
+    import sentencepiece as spm
+    from jinja2 import Environment
+    meta, proto, hf = gemma3_hf_tokenizer(gguf_path)
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     tk = hf.backend_tokenizer
     # sentencepiece does not parse control tokens in text: split them out (longest first), as HF does.
     controls = sorted((t for t, ty in zip(meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]) if ty == 3),
