@@ -20,7 +20,9 @@
 # (build-corpus/heldout.txt), CHAT_TOKENS (48), INIT (transfer), BACKEND (cpu: where evaluation and
 # chat run; training runs where the config's [run] backend says), CALIBRATE_TOKENS (4096; 0: no
 # calibration), CHAT_PROMPTS (96), CHAT_REPLY_TOKENS (80), CHAT_WORKERS (the number of cores:
-# chatgen processes on consecutive ranges of the prompts).
+# chatgen processes on consecutive ranges of the prompts), COMPLETE (1: the side by side continues
+# plain-text prompts with arwkv generate instead of chatting, for a base teacher without a chat
+# template such as Gemma 3 270M).
 # Assumes the build and the model exist (scripts/setup.sh, fetch_models.sh, build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,9 +119,21 @@ prompts=(
   "What does a compiler do?"
   "Write a haiku about the sea."
 )
+complete=${COMPLETE:-0}
+if [[ $complete == 1 ]]; then
+  prompts=(
+    "The capital of France is"
+    "Three tips for writing clear code:"
+    "A compiler is a program that"
+    "The sea at night"
+  )
+fi
 answer() {  # answer MODEL PROMPT
-  printf '%s\n' "$2" | "$arwkv" chat --backend "$backend" -m "$1" -n "$chat_tokens" --temperature 0 -q 2>/dev/null | tr '\n' ' ' |
-    sed -e 's/[[:space:]]*$//' -e 's/|/\\|/g'
+  if [[ $complete == 1 ]]; then
+    "$arwkv" generate --backend "$backend" -m "$1" -p "$2" -n "$chat_tokens" --temperature 0 -q 2>/dev/null
+  else
+    printf '%s\n' "$2" | "$arwkv" chat --backend "$backend" -m "$1" -n "$chat_tokens" --temperature 0 -q 2>/dev/null
+  fi | tr '\n' ' ' | sed -e 's/[[:space:]]*$//' -e 's/|/\\|/g'
 }
 
 json_num() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -1 | sed 's/.*: *//'; }
@@ -138,7 +152,8 @@ say "writing $out/report.md"
       "$(json_num "$f" perplexity)" "$(json_num "$f" mean_kl)" "$(json_num "$f" top1_agreement)"
   done
   echo
-  echo "Greedy chat answers ($chat_tokens tokens at most):"
+  if [[ $complete == 1 ]]; then echo "Greedy continuations ($chat_tokens tokens at most):"
+  else echo "Greedy chat answers ($chat_tokens tokens at most):"; fi
   echo
   for p in "${prompts[@]}"; do
     echo "**$p**"
