@@ -57,6 +57,10 @@ std::vector<float> download(Ops& ops, const Tensor& t) {
 // of what the projection reads, Wo_h: the projection's columns for the head); the normal equations
 // are G = U·Uᵀ and b = U·A over the flattened [H, R·C] and [R·C], three GEMMs on the backend.
 void AlignObjective::accumulate_calibration(const Batch& batch) {
+  if (const Family& fam = family(student_->config().arch); fam.post_attn_norm)
+    fail("calibration: a {} student's time mixing is followed by a norm, which undoes any output scale; "
+         "convert it without --calibrate",
+         fam.name);
   forward_layers(batch, false);
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
   const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;

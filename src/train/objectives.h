@@ -134,6 +134,10 @@ class AlignObjective final : public StudentObjective {
   std::vector<NormalEquations> normal_;
   Buffer layer_io_;
   Tensor inputs_, outputs_, targets_all_, layer_loss_;  // [Lw, R, C] ×3, [R]
+  // Families with a norm after attention: the loss compares the normed outputs (what reaches the
+  // residual stream; the norm makes the raw output's scale irrelevant). normed_ holds one layer's
+  // normed output and then its gradient, dout_ the gradient of the raw output. [R, C] each.
+  Tensor normed_, dout_;
 };
 
 class KdObjective final : public StudentObjective {

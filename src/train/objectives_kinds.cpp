@@ -47,15 +47,21 @@ void AlignObjective::forward_layers(const Batch& batch, bool teacher_logits) {
   const std::vector<int>& wkv = student_->student_config().wkv_layers;
   const int64_t Lw = static_cast<int64_t>(wkv.size()), R = B_ * T_, C = student_->config().hidden_size;
   if (Lw == 0) fail("align: the student has no time-mix layer");
+  const bool post_norm = family(student_->config().arch).post_attn_norm != nullptr;
   if (!inputs_.data || inputs_.dim(1) < R) {
     const size_t plane = static_cast<size_t>(Lw * R * C) * 4, loss = static_cast<size_t>(R) * 4 + 64;
+    const size_t rc = post_norm ? static_cast<size_t>(R * C) * 4 : 0;
     layer_io_ = Buffer{};
-    layer_io_ = ops().alloc(3 * plane + loss);
+    layer_io_ = ops().alloc(3 * plane + loss + 2 * rc);
     char* p = static_cast<char*>(layer_io_.data());
     inputs_ = Tensor{p, Shape{Lw, R, C}, DType::F32, ops().device()};
     outputs_ = Tensor{p + plane, Shape{Lw, R, C}, DType::F32, ops().device()};
     targets_all_ = Tensor{p + 2 * plane, Shape{Lw, R, C}, DType::F32, ops().device()};
     layer_loss_ = Tensor{p + 3 * plane, Shape{R}, DType::F32, ops().device()};
+    if (post_norm) {
+      normed_ = Tensor{p + 3 * plane + loss, Shape{R, C}, DType::F32, ops().device()};
+      dout_ = Tensor{p + 3 * plane + loss + rc, Shape{R, C}, DType::F32, ops().device()};
+    }
   }
   const Shape lrc{Lw, R, C};
   const Tensor in{inputs_.data, lrc, DType::F32, ops().device()}, out{outputs_.data, lrc, DType::F32, ops().device()};
@@ -70,6 +76,12 @@ void AlignObjective::forward_layers(const Batch& batch, bool teacher_logits) {
         }
       },
       teacher_logits);
+  if (post_norm)  // the targets as the residual stream receives them
+    for (int64_t j = 0; j < Lw; ++j) {
+      const Student::Layer& w = student_->layers()[static_cast<size_t>(wkv[static_cast<size_t>(j)])];
+      const Tensor t = layer_rows(tgt, j, 0, R);
+      ops().rmsnorm(t, t, w.post_attn_norm, student_->config().rms_eps);
+    }
 
   StudentBackprop& bp = backprop_;
   bp.begin(B_, T_, resets_);
@@ -88,7 +100,22 @@ double AlignObjective::run(const Batch& batch, bool backward) {
   double total = 0.0;
   for (int64_t j = 0; j < Lw; ++j) {
     const Tensor o = layer_rows(out, j, 0, R);
-    ops().align_loss(loss, backward ? o : Tensor{}, o, layer_rows(tgt, j, 0, R), Tensor{}, static_cast<float>(scale));
+    const Tensor* post = nullptr;  // the layer's norm after the time mixing, where the family has one
+    if (const Student::Layer& w = student_->layers()[static_cast<size_t>(wkv[static_cast<size_t>(j)])];
+        w.post_attn_norm.data)
+      post = &w.post_attn_norm;
+    if (!post) {
+      ops().align_loss(loss, backward ? o : Tensor{}, o, layer_rows(tgt, j, 0, R), Tensor{}, static_cast<float>(scale));
+    } else {  // the loss on RMSNorm(o)·w, its gradient back through the norm into o
+      const float eps = student_->config().rms_eps;
+      const Tensor n = normed_.slice_rows(0, R), d = dout_.slice_rows(0, R);
+      ops().rmsnorm(n, o, *post, eps);
+      ops().align_loss(loss, backward ? n : Tensor{}, n, layer_rows(tgt, j, 0, R), Tensor{}, static_cast<float>(scale));
+      if (backward) {
+        ops().rmsnorm_backward(d, Tensor{}, n, o, *post, eps);
+        ops().copy(o, d);
+      }
+    }
     total += sum_of(loss);
   }
   if (backward)  // the first time-mix layer last: it collects v_first's gradient from the others
