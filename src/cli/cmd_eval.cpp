@@ -82,6 +82,7 @@ void run_eval(const EvalCli& o) {
   opt.window = o.window;
   opt.max_tokens = o.max_tokens;
   opt.spread = o.spread;
+  if (m.tokenizer->add_bos()) opt.bos = m.tokenizer->bos_id();
   auto t0 = std::chrono::steady_clock::now();
   opt.progress = [t0](int64_t done, int64_t total) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -92,6 +93,7 @@ void run_eval(const EvalCli& o) {
   };
 
   nlohmann::json j = {{"model", o.model}, {"texts", o.texts}, {"window", o.window}, {"spread", o.spread}};
+  if (opt.bos >= 0) j["bos_first"] = true;  // every window read after a BOS
   EvalResult r;
   if (o.teacher.empty()) {
     r = evaluate(*m.model, ids, opt);

@@ -52,6 +52,19 @@ std::vector<std::pair<int64_t, int64_t>> windows(std::span<const int32_t> ids, c
   return w;
 }
 
+// A window's tokens as the models read them: BOS in front where opt asks and it is not there; the
+// predictions scored are those of the window's own tokens after its first.
+struct WindowIds {
+  std::vector<int32_t> ids;
+  int64_t off = 0;  // 1 when BOS was put in front
+};
+WindowIds window_ids(std::span<const int32_t> seq, const EvalOptions& opt) {
+  WindowIds w;
+  if (opt.bos >= 0 && seq.front() != opt.bos) w.ids.push_back(opt.bos), w.off = 1;
+  w.ids.insert(w.ids.end(), seq.begin(), seq.end());
+  return w;
+}
+
 int64_t scored(const std::vector<std::pair<int64_t, int64_t>>& w) {
   int64_t n = 0;
   for (auto [b, e] : w) n += e - b - 1;
@@ -103,7 +116,8 @@ EvalResult evaluate(const LanguageModel& model, std::span<const int32_t> ids, co
   PositionSums w;
   for (auto [b, e] : wins) {
     auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
-    HostTensor logits = model.logits(seq);
+    const WindowIds in = window_ids(seq, opt);
+    HostTensor logits = model.logits(in.ids);
     const int64_t V = logits.shape[1];
     w.resize(e - b - 1);
 #pragma omp parallel reduction(+ : nll)
@@ -111,7 +125,7 @@ EvalResult evaluate(const LanguageModel& model, std::span<const int32_t> ids, co
       std::vector<double> logp(static_cast<size_t>(V));
 #pragma omp for
       for (int64_t t = 0; t < e - b - 1; ++t) {
-        log_softmax(logits.values.data() + t * V, V, logp.data());
+        log_softmax(logits.values.data() + (t + in.off) * V, V, logp.data());
         const double l = -logp[static_cast<size_t>(seq[static_cast<size_t>(t + 1)])];
         nll += l;
         w.nll[static_cast<size_t>(t)] = l;
@@ -139,7 +153,8 @@ EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, s
   PositionSums w;
   for (auto [b, e] : wins) {
     auto seq = ids.subspan(static_cast<size_t>(b), static_cast<size_t>(e - b));
-    HostTensor lt = teacher.logits(seq), ls = student.logits(seq);
+    const WindowIds in = window_ids(seq, opt);
+    HostTensor lt = teacher.logits(in.ids), ls = student.logits(in.ids);
     const int64_t V = lt.shape[1];
     w.resize(e - b - 1);
 #pragma omp parallel reduction(+ : nll_s, nll_t, kl, agree)
@@ -147,8 +162,8 @@ EvalResult compare(const LanguageModel& teacher, const LanguageModel& student, s
       std::vector<double> logp(static_cast<size_t>(V)), logq(static_cast<size_t>(V));
 #pragma omp for
       for (int64_t t = 0; t < e - b - 1; ++t) {
-        log_softmax(lt.values.data() + t * V, V, logp.data());
-        log_softmax(ls.values.data() + t * V, V, logq.data());
+        log_softmax(lt.values.data() + (t + in.off) * V, V, logp.data());
+        log_softmax(ls.values.data() + (t + in.off) * V, V, logq.data());
         const auto next = static_cast<size_t>(seq[static_cast<size_t>(t + 1)]);
         const auto i = static_cast<size_t>(t);
         nll_t += w.teacher_nll[i] = -logp[next];

@@ -19,6 +19,10 @@ struct EvalOptions {
   // start (as many whole windows as max_tokens needs), so that a sample of a long file of many
   // sources is not one source.
   bool spread = false;
+  // Where the tokenizer starts every sequence with BOS (Gemma): a window that does not begin with
+  // it gets it in front, as context only (a window in mid-document would otherwise be a sequence
+  // without its BOS, which such a model never saw in training). -1: none.
+  int32_t bos = -1;
   // Called after each window with the tokens scored so far and the total to score.
   std::function<void(int64_t done, int64_t total)> progress;
 };

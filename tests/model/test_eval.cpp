@@ -81,6 +81,39 @@ TEST(Eval, MetricsEqualDirectComputation) {
   EXPECT_DOUBLE_EQ(self.top1_agreement, 1.0);
 }
 
+// With a BOS id, a window that does not start with it is read after one; the same tokens are
+// scored (a window already starting with BOS is read as it is).
+TEST(Eval, WindowsReadAfterBosWhereAsked) {
+  auto ops = make_cpu_ops();
+  Loaded a = load("qwen2_tiny", *ops);
+  const auto V = a.model->config().vocab_size;
+  std::vector<int32_t> ids = random_ids(40, static_cast<int32_t>(V), 5);
+  const int32_t bos = 7;
+  ids[20] = bos;  // the second window starts with it
+  if (ids[0] == bos) ids[0] = 8;
+  EvalOptions opt;
+  opt.window = 20;
+  opt.bos = bos;
+  long double nll = 0;
+  int64_t n = 0;
+  for (size_t start : {size_t{0}, size_t{20}}) {
+    std::vector<int32_t> w(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.begin() + static_cast<std::ptrdiff_t>(start) + 20);
+    const int64_t off = w.front() == bos ? 0 : 1;
+    if (off) w.insert(w.begin(), bos);
+    const HostTensor l = a.model->forward(w);
+    for (size_t t = static_cast<size_t>(off); t + 1 < w.size(); ++t, ++n)
+      nll -= std::log(probs(l.values.data() + t * V, V)[static_cast<size_t>(w[t + 1])]);
+  }
+  const EvalResult r = evaluate(*a.model, ids, opt);
+  EXPECT_EQ(r.tokens, 38);
+  EXPECT_EQ(n, 38);
+  EXPECT_NEAR(r.nll, static_cast<double>(nll / n), 1e-6);
+  opt.bos = -1;
+  EXPECT_GT(std::abs(evaluate(*a.model, ids, opt).nll - r.nll), 1e-4);  // BOS in front changed the first window
+  opt.bos = bos;
+  EXPECT_NEAR(compare(*a.model, *a.model, ids, opt).teacher_nll, r.nll, 1e-6);
+}
+
 TEST(Eval, ScoresByPositionAreTheMeansOfTheirPredictions) {
   auto ops = make_cpu_ops();
   Loaded a = load("qwen2_tiny", *ops), b = load("llama_tiny", *ops);

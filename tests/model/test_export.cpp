@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend/ops.h"
+#include "convert/convert.h"
 #include "core/error.h"
 #include "export/gguf_export.h"
 #include "export/gguf_import.h"
@@ -306,6 +307,32 @@ TEST(ExportGguf, RefusesHybridAndLeavesNoFile) {
     FAIL() << "a hybrid student was exported";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers 1 keep softmax attention"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
+// A Gemma 3 student has norms after its time mixing and MLP, a GeGLU MLP and a scaled embedding,
+// none of which llama.cpp's arwkv7 graph has: refused, naming them.
+TEST(ExportGguf, RefusesAGemmaStudentWithTheReason) {
+  const fs::path dir = temp_dir("gemma") / "student";
+  ConvertOptions o;
+  o.teacher = test::data_path("teacher/gemma3_tiny");
+  o.out = dir.string();
+  o.init = InitKind::Arwkv;
+  o.lora_ranks = LoraRanks{8, 8, 8, 8};
+  convert_teacher(o);
+  const auto ck = StudentCheckpoint::open(dir.string());
+  const fs::path out = temp_dir("gemma_out") / "g.gguf";
+  try {
+    export_student_gguf(*ck, small_tokenizer(300), out.string(), GgmlType::F32);
+    FAIL() << "a Gemma student was exported to arwkv7";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a student of a gemma3 teacher has norms after the time mixing and the MLP, "
+                                         "a GELU MLP, an embedding scaled by sqrt(hidden size), which llama.cpp's "
+                                         "arwkv7 cannot represent"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
