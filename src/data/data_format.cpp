@@ -81,7 +81,7 @@ nlohmann::json DataManifest::to_json() const {
   for (const DataInput& i : inputs)
     ins.push_back({{"path", i.path}, {"kind", i.kind}, {"files", i.n_files}, {"documents", i.n_documents},
                    {"tokens", i.n_tokens}});
-  return {{"format", kDataFormatName},
+  nlohmann::json j = {{"format", kDataFormatName},
           {"version", version},
           {"tokenizer", {{"source", tokenizer.source}, {"vocab_size", tokenizer.vocab_size},
                          {"vocab_hash", tokenizer.vocab_hash}}},
@@ -94,6 +94,8 @@ nlohmann::json DataManifest::to_json() const {
           {"shard_tokens", shard_tokens},
           {"splits", {{"train", split_json(train)}, {"val", split_json(val)}}},
           {"inputs", ins}};
+  if (bos >= 0) j["bos"] = bos;
+  return j;
 }
 
 DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string& source) {
@@ -116,6 +118,11 @@ DataManifest DataManifest::from_json(const nlohmann::json& j, const std::string&
     m.has_masks = j.at("has_masks").get<bool>();
     m.pairs = j.value("pairs", false);  // absent in data written before preference data existed
     m.max_token_id = j.at("max_token_id") == -1 ? -1 : count_of(j, "max_token_id", source);
+    if (j.contains("bos")) {  // absent for tokenizers without one, and in data written before it existed
+      const int64_t bos = count_of(j, "bos", source);
+      if (bos >= m.tokenizer.vocab_size) fail("{}: bos {} is outside the vocabulary of {}", source, bos, m.tokenizer.vocab_size);
+      m.bos = static_cast<int32_t>(bos);
+    }
     if (!j.at("seed").is_number_unsigned()) fail("{}: the seed is not an unsigned integer", source);
     m.seed = j.at("seed").get<uint64_t>();
     m.val_fraction = j.at("val_fraction").get<double>();

@@ -69,6 +69,10 @@ struct DataManifest {
   bool has_masks = false;
   bool pairs = false;  // preference data: documents come in (chosen, rejected) pairs with .ref files
   int64_t max_token_id = -1;
+  // The BOS id where the tokenizer starts every sequence with one (Gemma), else -1: the batches of
+  // such data start each row with it (a row cut from the middle of a document is then read as such
+  // a model reads any sequence), in place of the row's first token, which is never a target.
+  int32_t bos = -1;
   uint64_t seed = 0;
   double val_fraction = 0.0;
   int64_t shard_tokens = 0;

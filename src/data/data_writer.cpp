@@ -199,6 +199,7 @@ void write_directory(const Corpus& c, DataManifest& m, const fs::path& dir) {
 DataManifest new_manifest(const Tokenizer& tokenizer, uint64_t seed, double val_fraction, int64_t shard_tokens) {
   DataManifest m;
   m.tokenizer = tokenizer_identity(tokenizer);
+  m.bos = tokenizer.add_bos() ? tokenizer.bos_id() : -1;
   m.seed = seed;
   m.val_fraction = val_fraction;
   m.shard_tokens = shard_tokens;

@@ -231,6 +231,8 @@ void BatchIterator::next(Batch& out) {
       if (++cursor_.index == n_docs) cursor_.index = 0, ++cursor_.epoch;
     }
   }
+  if (const int32_t bos = data_.manifest().bos; bos >= 0)
+    for (int64_t b = 0; b < B; ++b) out.tokens[static_cast<size_t>(b * row)] = bos;
 }
 
 }  // namespace arwkv

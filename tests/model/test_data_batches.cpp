@@ -79,6 +79,7 @@ TEST(DataBatches, EpochCoversEveryTokenOnceWithIdsChangingAtBoundaries) {
   Fixture f;
   const Dataset ds = Dataset::open(f.out);
   ds.check_tokenizer(f.tok);
+  EXPECT_EQ(ds.manifest().bos, -1);  // rows as cut, for a tokenizer without BOS
   const int64_t n_docs = ds.n_documents(DataSplit::Train), n_tok = ds.n_tokens(DataSplit::Train);
   ASSERT_GT(n_docs, 30);
   BatchIterator it(ds, DataSplit::Train, {3, 7, 99, true});
@@ -176,4 +177,44 @@ TEST(DataBatches, ValidationInStoredOrderAndBadCursors) {
   EXPECT_THROW(BatchIterator(ds, DataSplit::Val, {1, 5, 0, false}, {0, 0, first.size()}), Error);
   EXPECT_THROW(BatchIterator(ds, DataSplit::Val, {0, 5, 0, false}), Error);
   EXPECT_THROW(DataCursor::from_json(nlohmann::json{{"epoch", 1}}, "x"), Error);
+}
+
+// Data of a tokenizer that starts sequences with BOS: documents begin with it, the manifest says
+// which id it is, and every row of a batch starts with it in place of the stream's token there
+// (rows cut from the middle of a document are read as such a model reads any sequence).
+TEST(DataBatches, RowsStartWithBosWhereTheTokenizerAddsIt) {
+  TempDir dir;
+  TokenizerData d = load_tokenizer_json(arwkv::test::data_path("tokenizer/tiny_tokenizer.json"));
+  d.add_bos = true;
+  d.bos_id = 3;
+  const Tokenizer tok(std::move(d));
+  std::string jsonl;
+  for (int i = 0; i < 20; ++i) jsonl += nlohmann::json{{"text", "doc " + std::to_string(i) + " w1 w2 w3 w4 w5"}}.dump() + "\n";
+  DataOptions o;
+  o.inputs = {dir.write("c.jsonl", jsonl)};
+  o.out = (dir.path / "data").string();
+  o.val_fraction = 0.0;
+  o.seed = 2;
+  build_dataset(tok, o);
+  const Dataset ds = Dataset::open(o.out);
+  ASSERT_EQ(ds.manifest().bos, 3);
+  std::vector<int32_t> stream;  // epoch 0's documents in order, each starting with BOS
+  BatchIterator it(ds, DataSplit::Train, {2, 5, 7, true});
+  for (int64_t r = 0; r < ds.n_documents(DataSplit::Train); ++r) {
+    const auto doc = ds.document(DataSplit::Train, it.document_at(0, r));
+    ASSERT_EQ(doc.front(), 3u);
+    stream.insert(stream.end(), doc.begin(), doc.end());
+  }
+  Batch b;
+  int64_t replaced = 0;
+  for (int64_t k = 0; (k + 1) * 2 * 6 <= static_cast<int64_t>(stream.size()); ++k) {
+    it.next(b);
+    for (int64_t row = 0; row < 2; ++row)
+      for (int64_t t = 0; t <= 5; ++t) {
+        const int32_t want = stream[static_cast<size_t>((k * 2 + row) * 6 + t)];
+        EXPECT_EQ(b.tokens[static_cast<size_t>(row * 6 + t)], t == 0 ? 3 : want) << k << " " << row << " " << t;
+        replaced += t == 0 && want != 3;
+      }
+  }
+  EXPECT_GT(replaced, 0);  // some rows began inside a document
 }
