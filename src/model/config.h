@@ -98,19 +98,12 @@ struct ModelConfig {
 // q/k/v biases: always for some families, else when the config says so.
 inline bool has_qkv_bias(const ModelConfig& c) { return family(c.arch).qkv_bias || c.attention_bias; }
 
-// Layer l's window (0: none) and RoPE base.
+// Whether sliding_window holds in layer l, and the layer's RoPE base.
 inline bool is_local_layer(const ModelConfig& c, int64_t l) {
   return c.sliding_window > 0 && (c.local_layers.empty() || c.local_layers[static_cast<size_t>(l)] != 0);
 }
-inline int64_t layer_window(const ModelConfig& c, int64_t l) { return is_local_layer(c, l) ? c.sliding_window : 0; }
 inline float layer_rope_theta(const ModelConfig& c, int64_t l) {
   return c.rope_local_theta > 0.0f && is_local_layer(c, l) ? c.rope_local_theta : c.rope_theta;
-}
-// Whether some layer has a window and some has none (the two need their own first keys).
-inline bool has_global_layers(const ModelConfig& c) {
-  for (uint8_t local : c.local_layers)
-    if (!local) return true;
-  return c.sliding_window == 0;
 }
 // The factor the embedding's rows are multiplied by.
 inline float embed_scale(const ModelConfig& c) {

@@ -34,6 +34,21 @@ inline void post_norm(Ops& ops, Tensor x, const Tensor& w, float eps) {
   if (w.data) ops.rmsnorm(x, x, w, eps);
 }
 
+// x += [post-norm] down(act(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x): the MLP block of a teacher's
+// or a student's layer (both name its weights alike). xn [T, C], gate and up [T, F] and o [T, C]
+// (used with a post norm only) are scratch.
+template <class Layer>
+void mlp_block(Ops& ops, const Layer& w, const ModelConfig& c, Tensor x, Tensor xn, Tensor gate, Tensor up, Tensor o) {
+  ops.rmsnorm(xn, x, w.mlp_norm, c.rms_eps);
+  ops.matmul(gate, xn, w.w_gate);
+  ops.matmul(up, xn, w.w_up);
+  ops.glu(gate, gate, up, family(c.arch).mlp_activation);
+  if (!w.post_mlp_norm.data) return ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
+  ops.matmul(o, gate, w.w_down);
+  post_norm(ops, o, w.post_mlp_norm, c.rms_eps);
+  ops.add(x, x, o);
+}
+
 // The config's RoPE frequency factors on the device, for ops.rope; an empty tensor when it has none.
 struct RopeFactors {
   Buffer buffer;

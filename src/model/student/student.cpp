@@ -107,22 +107,6 @@ void Student::attention_block(int64_t l, Workspace& ws, StudentState& s, int64_t
   ops.matmul(rows_of(ws.o, T), rows_of(ws.att, T), w.wo);
 }
 
-// x += [post-norm] down(act(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
-void Student::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
-  Ops& ops = *ops_;
-  const ModelConfig& c = cfg_.base;
-  Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), gate = rows_of(ws.gate, T), up = rows_of(ws.up, T);
-  ops.rmsnorm(xn, x, w.mlp_norm, c.rms_eps);
-  ops.matmul(gate, xn, w.w_gate);
-  ops.matmul(up, xn, w.w_up);
-  ops.glu(gate, gate, up, family(c.arch).mlp_activation);
-  if (!w.post_mlp_norm.data) return ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
-  Tensor o = rows_of(ws.o, T);
-  ops.matmul(o, gate, w.w_down);
-  post_norm(ops, o, w.post_mlp_norm, c.rms_eps);
-  ops.add(x, x, o);
-}
-
 // T tokens already uploaded to ws; leaves the residual stream in ws.x and advances s by T.
 void Student::run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, StudentCapture* capture) const {
   Ops& ops = *ops_;
@@ -137,7 +121,7 @@ void Student::run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, 
     if (capture) ops.download(capture->mix_output[l].values.data(), o);
     post_norm(ops, o, w.post_attn_norm, cfg_.base.rms_eps);
     ops.add(x, x, o);
-    mlp_block(w, ws, T);
+    mlp_block(ops, w, cfg_.base, x, xn, rows_of(ws.gate, T), rows_of(ws.up, T), o);
   }
   s.n += T;
 }

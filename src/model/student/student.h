@@ -93,7 +93,6 @@ class Student final : public LanguageModel {
   void run_layers(Workspace& ws, StudentState& s, int64_t T, bool reset, StudentCapture* capture) const;
   void time_mix_block(const Layer& w, Workspace& ws, StudentState& s, int64_t T, bool reset) const;
   void attention_block(int64_t layer, Workspace& ws, StudentState& s, int64_t T) const;
-  void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
   void lora(Tensor out, Tensor x, Tensor first, Tensor second, const Tensor* bias, Workspace& ws,
             void (Ops::*activation)(Tensor, Tensor)) const;
   void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;

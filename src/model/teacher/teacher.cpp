@@ -49,38 +49,24 @@ void Teacher::attention_block(int64_t l, Workspace& ws, int64_t T, Tensor k_all,
   ops.matmul(rows_of(ws.o, T), att, w.wo);
 }
 
-// x += [post-norm] down(act(gate(xn)) ⊙ up(xn)) over xn = RMSNorm(x).
-void Teacher::mlp_block(const Layer& w, Workspace& ws, int64_t T) const {
-  Ops& ops = *ops_;
-  Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), gate = rows_of(ws.gate, T), up = rows_of(ws.up, T);
-  ops.rmsnorm(xn, x, w.mlp_norm, cfg_.rms_eps);
-  ops.matmul(gate, xn, w.w_gate);
-  ops.matmul(up, xn, w.w_up);
-  ops.glu(gate, gate, up, family(cfg_.arch).mlp_activation);
-  if (!w.post_mlp_norm.data) return ops.matmul(x, gate, w.w_down, nullptr, /*accumulate=*/true);
-  Tensor o = rows_of(ws.o, T);
-  ops.matmul(o, gate, w.w_down);
-  post_norm(ops, o, w.post_mlp_norm, cfg_.rms_eps);
-  ops.add(x, x, o);
-}
-
 // ws.ids/pos (and key_start with first_keys, key_start_local with a window) hold T tokens; leaves
 // the residual stream in ws.x.
 void Teacher::run_layers(Workspace& ws, int64_t T, const Tensor& k_cache, const Tensor& v_cache, int64_t n_past,
                          bool first_keys, TeacherCapture* capture) const {
   Ops& ops = *ops_;
-  ops.embedding(rows_of(ws.x, T), embed_, rows_of(ws.ids, T));
-  scale_embedding(ops, rows_of(ws.x, T), cfg_);
+  const Tensor x = rows_of(ws.x, T), xn = rows_of(ws.xn, T), o = rows_of(ws.o, T);
+  ops.embedding(x, embed_, rows_of(ws.ids, T));
+  scale_embedding(ops, x, cfg_);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const int64_t li = static_cast<int64_t>(l);
     attention_block(li, ws, T, layer_slab(k_cache, li), layer_slab(v_cache, li), n_past, first_keys);
     if (capture) {
-      ops.download(capture->attn_input[l].values.data(), rows_of(ws.xn, T));
-      ops.download(capture->attn_output[l].values.data(), rows_of(ws.o, T));
+      ops.download(capture->attn_input[l].values.data(), xn);
+      ops.download(capture->attn_output[l].values.data(), o);
     }
-    post_norm(ops, rows_of(ws.o, T), layers_[l].post_attn_norm, cfg_.rms_eps);
-    ops.add(rows_of(ws.x, T), rows_of(ws.x, T), rows_of(ws.o, T));
-    mlp_block(layers_[l], ws, T);
+    post_norm(ops, o, layers_[l].post_attn_norm, cfg_.rms_eps);
+    ops.add(x, x, o);
+    mlp_block(ops, layers_[l], cfg_, x, xn, rows_of(ws.gate, T), rows_of(ws.up, T), o);
   }
 }
 

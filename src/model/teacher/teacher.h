@@ -75,7 +75,6 @@ class Teacher final : public LanguageModel {
                   bool first_keys, TeacherCapture* capture) const;
   void attention_block(int64_t layer, Workspace& ws, int64_t T, Tensor k_all, Tensor v_all, int64_t n_past,
                        bool first_keys) const;
-  void mlp_block(const Layer& w, Workspace& ws, int64_t T) const;
   void head(Workspace& ws, int64_t first_row, int64_t n_rows) const;
   Workspace make_workspace(int64_t rows, int64_t logit_rows) const;
   // The layers over a whole sequence (T = ids.size() rows); with logits false no final norm or head.
